@@ -1,0 +1,93 @@
+"""The create form, validated against the model catalogue."""
+
+from decimal import Decimal
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from videos.models import ModelSpec
+
+PROMPT_MAX_LENGTH = 32000
+
+
+class CreateJobForm(forms.Form):
+    """Field names are the API's own: prompt, model, seconds, size."""
+
+    prompt = forms.CharField(
+        label=_("Prompt"),
+        max_length=PROMPT_MAX_LENGTH,
+        widget=forms.Textarea(
+            attrs={
+                "rows": 3,
+                "placeholder": _("Describe the shot: subject, action, camera, light…"),
+            }
+        ),
+    )
+    model = forms.ChoiceField(label=_("Model"))
+    seconds = forms.TypedChoiceField(label=_("Duration"), coerce=int)
+    size = forms.ChoiceField(label=_("Size"))
+
+    def __init__(self, *args, specs: list[ModelSpec], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.specs = {spec.name: spec for spec in specs}
+        self.fields["model"].choices = [(spec.name, str(spec)) for spec in specs]
+        if specs and not self.is_bound and "model" not in self.initial:
+            self.initial["model"] = specs[0].name
+        spec = self.selected_spec()
+        # Offer what the selected model allows; clean() re-checks whatever is posted.
+        seconds = spec.seconds if spec else sorted({s for sp in specs for s in sp.seconds})
+        sizes = spec.sizes if spec else sorted({s for sp in specs for s in sp.sizes})
+        self.fields["seconds"].choices = [(s, _("%(n)s s") % {"n": s}) for s in seconds]
+        self.fields["size"].choices = [(s, size_label(s)) for s in sizes]
+        if spec and not self.is_bound:
+            self.initial.setdefault("seconds", spec.seconds[0] if spec.seconds else None)
+            self.initial.setdefault("size", spec.sizes[0] if spec.sizes else None)
+
+    def selected_spec(self) -> ModelSpec | None:
+        name = self.data.get("model") if self.is_bound else self.initial.get("model")
+        return self.specs.get(name or "")
+
+    def clean(self) -> dict:
+        data = super().clean()
+        spec = self.specs.get(data.get("model", ""))
+        if spec is None:
+            return data
+        if "seconds" in data and data["seconds"] not in spec.seconds:
+            allowed = ", ".join(str(s) for s in spec.seconds)
+            self.add_error(
+                "seconds",
+                _("%(model)s makes videos of %(allowed)s seconds.")
+                % {"model": spec, "allowed": allowed},
+            )
+        if "size" in data and data["size"] not in spec.sizes:
+            allowed = ", ".join(spec.sizes)
+            self.add_error(
+                "size",
+                _("%(model)s makes videos of size %(allowed)s.")
+                % {"model": spec, "allowed": allowed},
+            )
+        data["spec"] = spec
+        return data
+
+    def estimated_cost(self) -> Decimal | None:
+        """The price of the choices as they stand, for the live estimate beside the button."""
+        spec = self.selected_spec()
+        source = self.data if self.is_bound else self.initial
+        try:
+            seconds = int(source.get("seconds") or 0)
+        except (TypeError, ValueError):
+            return None
+        price = spec.price_per_second(str(source.get("size") or "")) if spec else None
+        if price is None or seconds not in (spec.seconds if spec else []):
+            return None
+        return (price * seconds).quantize(Decimal("0.01"))
+
+
+def size_label(size: str) -> str:
+    width, _x, height = size.partition("x")
+    if not (width.isdigit() and height.isdigit()):
+        return size
+    shape = _("landscape") if int(width) > int(height) else _("portrait")
+    if width == height:
+        shape = _("square")
+    return f"{size} · {shape}"

@@ -1,0 +1,130 @@
+"""`manage.py up`: everything muxweb needs, in one command, stopped together by Ctrl-C.
+
+Migrates, collects static files, creates the first admin on an empty database, then runs the
+simulator (when no provider is configured), the django-q2 cluster and gunicorn as child processes.
+"""
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+
+STOP_GRACE_SECONDS = 10
+
+
+class Command(BaseCommand):
+    help = "Run muxweb: web server, background worker and (without an API base) the simulator."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--host", default="127.0.0.1", help="Address to listen on.")
+        parser.add_argument("--port", type=int, default=8000, help="Port of the web server.")
+        parser.add_argument(
+            "--web-workers", type=int, default=2, help="gunicorn worker processes (8 threads each)."
+        )
+
+    def handle(self, *args, host: str, port: int, web_workers: int, **options) -> None:
+        self.children: list[tuple[str, subprocess.Popen]] = []
+        self.stopping = False
+        call_command("migrate", interactive=False, verbosity=0)
+        call_command("collectstatic", interactive=False, verbosity=0)
+        self.create_first_admin()
+
+        manage = str(Path(settings.BASE_DIR) / "manage.py")
+        if settings.MUXWEB_USE_SIMULATOR:
+            self.start("simulator", [sys.executable, manage, "simulator"])
+            self.stdout.write(f"Simulator: {settings.MUXWEB_API_BASE} (no MUXWEB_API_BASE set)")
+        else:
+            self.stdout.write(f"Provider: {settings.MUXWEB_API_BASE}")
+        self.start("worker", [sys.executable, manage, "qcluster"])
+        self.start(
+            "web",
+            [
+                sys.executable, "-m", "gunicorn", "muxweb.wsgi:application",
+                "--bind", f"{host}:{port}",
+                "--workers", str(web_workers),
+                "--worker-class", "gthread",
+                "--threads", "8",
+                "--timeout", "120",
+                "--graceful-timeout", str(STOP_GRACE_SECONDS - 2),
+            ],
+        )  # fmt: skip
+        signal.signal(signal.SIGINT, self.on_signal)
+        signal.signal(signal.SIGTERM, self.on_signal)
+        everywhere = host in ("0.0.0.0", "::")  # noqa: S104
+        url = f"http://{'localhost' if everywhere or host == '127.0.0.1' else host}:{port}/"
+        self.wait_until_up(f"http://127.0.0.1:{port}/healthz" if everywhere else f"{url}healthz")
+        self.stdout.write(self.style.SUCCESS(f"muxweb is running at {url}  (Ctrl-C stops it)"))
+        self.supervise()
+
+    def create_first_admin(self) -> None:
+        User = get_user_model()
+        if User.objects.exists():
+            return
+        password = secrets.token_urlsafe(12)
+        User.objects.create_superuser("admin", password=password)
+        self.stdout.write(
+            self.style.WARNING(
+                f"Created the first account. Username: admin  Password: {password}\n"
+                "This password is shown only once: log in and change it under Admin."
+            )
+        )
+
+    def start(self, name: str, command: list[str]) -> None:
+        # Own process group: Ctrl-C reaches this process only, which then stops the children in order.
+        process = subprocess.Popen(
+            command, cwd=settings.BASE_DIR, env=os.environ.copy(), start_new_session=True
+        )
+        self.children.append((name, process))
+
+    def wait_until_up(self, health_url: str, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_children()
+            try:
+                if requests.get(health_url, timeout=1).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        self.stop_all()
+        raise CommandError(f"the web server did not answer at {health_url}")
+
+    def check_children(self) -> None:
+        for name, process in self.children:
+            if process.poll() is not None and not self.stopping:
+                self.stop_all()
+                raise CommandError(
+                    f"{name} exited with code {process.returncode}; stopped everything"
+                )
+
+    def supervise(self) -> None:
+        while not self.stopping:
+            self.check_children()
+            time.sleep(0.5)
+        self.stop_all()
+
+    def on_signal(self, signum, frame) -> None:
+        self.stopping = True
+
+    def stop_all(self) -> None:
+        self.stopping = True
+        for _name, process in reversed(self.children):
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        for _name, process in self.children:
+            try:
+                process.wait(timeout=max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self.stdout.write("Stopped.")

@@ -1,0 +1,248 @@
+"""Video jobs and the model catalogue, with the per-row rules of a job's lifecycle."""
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+VARIANTS = ("video", "thumbnail", "spritesheet")
+
+# A job that has not finished this long after it was submitted is given up on, whatever the
+# provider keeps answering: no job is polled forever.
+MAX_RENDER_TIME = timedelta(hours=3)
+# Waits between attempts to download a completed job's files, by attempt number.
+FETCH_BACKOFF = (5, 15, 30, 60, 120, 300, 600)
+MAX_FETCH_ATTEMPTS = 12
+
+
+class ModelSpec(models.Model):
+    """One entry of the model catalogue: what a provider's model accepts and what it costs."""
+
+    name = models.CharField(
+        _("name"), max_length=100, unique=True, help_text=_("As sent upstream.")
+    )
+    label = models.CharField(_("label"), max_length=100, blank=True)
+    sizes = models.JSONField(_("sizes"), default=list, help_text=_('For example ["1280x720"].'))
+    seconds = models.JSONField(_("seconds"), default=list, help_text=_("For example [4, 8, 12]."))
+    prices = models.JSONField(
+        _("prices"),
+        default=dict,
+        help_text=_('Price per generated second by size: {"1280x720": "0.10"}.'),
+    )
+    can_remix = models.BooleanField(_("can remix"), default=True)
+    can_reference = models.BooleanField(_("accepts a reference image"), default=True)
+    enabled = models.BooleanField(_("enabled"), default=True)
+    position = models.PositiveSmallIntegerField(_("position"), default=0)
+
+    class Meta:
+        ordering = ["position", "name"]
+        verbose_name = _("model")
+        verbose_name_plural = _("model catalogue")
+
+    def __str__(self) -> str:
+        return self.label or self.name
+
+    def price_per_second(self, size: str) -> Decimal | None:
+        price = self.prices.get(size)
+        return Decimal(str(price)) if price is not None else None
+
+
+class Status(models.TextChoices):
+    PENDING = "pending", _("Waiting to submit")
+    SUBMITTING = "submitting", _("Submitting")
+    QUEUED = "queued", _("Queued")
+    IN_PROGRESS = "in_progress", _("Rendering")
+    COMPLETED = "completed", _("Completed")
+    FAILED = "failed", _("Failed")
+
+
+ACTIVE_STATUSES = (Status.PENDING, Status.SUBMITTING, Status.QUEUED, Status.IN_PROGRESS)
+
+# Providers' words for a job's state, lower-cased. Relays say "processing", "succeeded", ...
+UPSTREAM_STATUSES = {
+    "queued": Status.QUEUED,
+    "pending": Status.QUEUED,
+    "submitted": Status.QUEUED,
+    "in_progress": Status.IN_PROGRESS,
+    "processing": Status.IN_PROGRESS,
+    "running": Status.IN_PROGRESS,
+    "completed": Status.COMPLETED,
+    "succeeded": Status.COMPLETED,
+    "success": Status.COMPLETED,
+    "failed": Status.FAILED,
+    "failure": Status.FAILED,
+    "error": Status.FAILED,
+    "cancelled": Status.FAILED,
+    "canceled": Status.FAILED,
+    "expired": Status.FAILED,
+}
+
+
+def map_upstream_status(value: object) -> Status | None:
+    """Our status for a provider's, or None for a word we do not know."""
+    return UPSTREAM_STATUSES.get(str(value or "").strip().lower())
+
+
+class VideoJobQuerySet(models.QuerySet):
+    def needing_work(self) -> "VideoJobQuerySet":
+        """Jobs a worker still has to submit, poll or download files for."""
+        return self.filter(
+            Q(status__in=ACTIVE_STATUSES)
+            | Q(status=Status.COMPLETED, assets_fetched_at__isnull=True, fetch_given_up=False)
+        )
+
+    def due(self, now: datetime | None = None) -> "VideoJobQuerySet":
+        now = now or timezone.now()
+        return self.needing_work().filter(Q(next_poll_at__isnull=True) | Q(next_poll_at__lte=now))
+
+    def for_cards(self) -> "VideoJobQuerySet":
+        return self.select_related("author", "remix_of")
+
+
+class VideoJob(models.Model):
+    """One generation: what was asked, where the provider is with it, and the files we keep."""
+
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("author"),
+        null=True,
+        on_delete=models.SET_NULL,
+        related_name="video_jobs",
+    )
+    model = models.CharField(_("model"), max_length=100)
+    prompt = models.TextField(_("prompt"))
+    seconds = models.PositiveSmallIntegerField(_("seconds"))
+    size = models.CharField(_("size"), max_length=20)
+    price_per_second = models.DecimalField(
+        _("price per second"), max_digits=8, decimal_places=4, null=True, blank=True
+    )
+    remix_of = models.ForeignKey(
+        "self",
+        verbose_name=_("remix of"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="remixes",
+    )
+
+    # NULL until submitted: many jobs may have no id yet, but an id belongs to one job.
+    upstream_id = models.CharField(_("provider job id"), max_length=200, unique=True, null=True)  # noqa: DJ001
+    status = models.CharField(
+        _("status"), max_length=20, choices=Status.choices, default=Status.PENDING, db_index=True
+    )
+    progress = models.PositiveSmallIntegerField(_("progress"), default=0)
+    error_code = models.CharField(_("error code"), max_length=100, blank=True)
+    error_message = models.TextField(_("error message"), blank=True)
+
+    created_at = models.DateTimeField(_("created"), default=timezone.now, db_index=True)
+    submitted_at = models.DateTimeField(_("submitted"), null=True, blank=True)
+    completed_at = models.DateTimeField(_("completed"), null=True, blank=True)
+    expires_at = models.DateTimeField(_("provider deletes files at"), null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    # When a worker should next look at this job (submit, poll or download), and how often it has.
+    next_poll_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    poll_count = models.PositiveIntegerField(default=0)
+    poll_failures = models.PositiveSmallIntegerField(default=0)
+    submit_attempts = models.PositiveSmallIntegerField(default=0)
+
+    video = models.FileField(_("video"), blank=True)
+    thumbnail = models.FileField(_("thumbnail"), blank=True)
+    spritesheet = models.FileField(_("spritesheet"), blank=True)
+    assets_fetched_at = models.DateTimeField(_("files saved"), null=True, blank=True)
+    fetch_attempts = models.PositiveSmallIntegerField(default=0)
+    fetch_error = models.TextField(blank=True)
+    fetch_given_up = models.BooleanField(default=False)
+
+    objects = VideoJobQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("video job")
+        verbose_name_plural = _("video jobs")
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.prompt[:40]}"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in (Status.COMPLETED, Status.FAILED)
+
+    @property
+    def is_fetching(self) -> bool:
+        """Completed upstream, files not yet all saved here."""
+        return (
+            self.status == Status.COMPLETED
+            and self.assets_fetched_at is None
+            and not self.fetch_given_up
+        )
+
+    @property
+    def is_active(self) -> bool:
+        """Still changing: a page showing this job keeps refreshing it."""
+        return self.status in ACTIVE_STATUSES or self.is_fetching
+
+    @property
+    def display_progress(self) -> int:
+        if self.status == Status.COMPLETED:
+            return 100
+        return min(self.progress, 99)
+
+    @property
+    def cost(self) -> Decimal | None:
+        if self.price_per_second is None:
+            return None
+        return (self.price_per_second * self.seconds).quantize(Decimal("0.01"))
+
+    @property
+    def render_time(self) -> timedelta | None:
+        if self.submitted_at and self.completed_at:
+            return self.completed_at - self.submitted_at
+        return None
+
+    def asset(self, variant: str) -> models.fields.files.FieldFile:
+        if variant not in VARIANTS:
+            raise ValueError(variant)
+        return getattr(self, variant)
+
+    def has_asset(self, variant: str) -> bool:
+        return bool(self.asset(variant))
+
+    def is_overdue(self, now: datetime) -> bool:
+        started = self.submitted_at or self.created_at
+        return now - started > MAX_RENDER_TIME
+
+    def fetch_retry_delay(self) -> timedelta:
+        step = min(self.fetch_attempts, len(FETCH_BACKOFF)) - 1
+        return timedelta(seconds=FETCH_BACKOFF[max(step, 0)])
+
+
+class Lease(models.Model):
+    """A named lock with an expiry, shared by every process through the database."""
+
+    name = models.CharField(max_length=50, primary_key=True)
+    expires_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return self.name
+
+    @classmethod
+    def claim(cls, name: str, duration: timedelta) -> bool:
+        now = timezone.now()
+        cls.objects.get_or_create(name=name, defaults={"expires_at": now})
+        return (
+            cls.objects.filter(name=name, expires_at__lte=now).update(expires_at=now + duration)
+            == 1
+        )
+
+    @classmethod
+    def release(cls, name: str) -> None:
+        cls.objects.filter(name=name).update(expires_at=timezone.now())
+
+    @classmethod
+    def is_held(cls, name: str) -> bool:
+        return cls.objects.filter(name=name, expires_at__gt=timezone.now()).exists()

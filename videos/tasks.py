@@ -1,0 +1,15 @@
+"""Entry points for the django-q2 workers: take ids, call a service, hold no logic of their own."""
+
+from videos import services
+
+
+def submit_job(job_id: int) -> None:
+    services.submit_job(job_id)
+
+
+def fetch_assets(job_id: int) -> None:
+    services.fetch_assets(job_id)
+
+
+def poll_sweep() -> None:
+    services.run_poll_sweep()

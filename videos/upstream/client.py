@@ -1,0 +1,284 @@
+"""HTTP client for an OpenAI-compatible `/v1/videos` provider (the real one or the simulator).
+
+One pooled `requests.Session` per process, a timeout on every call, and provider errors raised as
+`UpstreamError` carrying the HTTP status and the error envelope's code and message. The API key
+goes into the Authorization header and nowhere else: not into exceptions, reprs or logs.
+"""
+
+import logging
+import os
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import NewConnectionError
+
+log = logging.getLogger(__name__)
+
+DOWNLOAD_CHUNK = 1024 * 1024
+
+_session: requests.Session | None = None
+_session_lock = threading.Lock()
+
+
+def pooled_session() -> requests.Session:
+    """The process-wide session: keeps connections to the provider open between calls."""
+    global _session
+    with _session_lock:
+        if _session is None:
+            session = requests.Session()
+            adapter = HTTPAdapter(pool_connections=4, pool_maxsize=32, max_retries=0)
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+            _session = session
+        return _session
+
+
+class UpstreamError(Exception):
+    """The provider answered with an error, or could not be reached.
+
+    `sent` tells whether the request may have reached the provider: a create that failed with
+    `sent=False` can be retried safely; with `sent=True` it may already be a paid generation.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        error_type: str | None = None,
+        param: str | None = None,
+        retry_after: float | None = None,
+        sent: bool = True,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.code = code or ""
+        self.error_type = error_type or ""
+        self.param = param
+        self.retry_after = retry_after
+        self.sent = sent
+
+    def __str__(self) -> str:
+        where = f"HTTP {self.status}" if self.status else "no response"
+        code = f" {self.code}" if self.code else ""
+        return f"{where}{code}: {self.message}"
+
+    @property
+    def is_transient(self) -> bool:
+        """Worth trying again later: no answer, rate limited, or the provider's own trouble."""
+        return self.status is None or self.status == 429 or self.status >= 500
+
+
+class UpstreamUnreachable(UpstreamError):
+    """No connection could be made: the request was never sent."""
+
+
+class UpstreamTimeout(UpstreamError):
+    """The request was sent but no answer came in time: its outcome is unknown."""
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    if ms := response.headers.get("retry-after-ms"):
+        try:
+            return float(ms) / 1000
+        except ValueError:
+            pass
+    if seconds := response.headers.get("Retry-After"):
+        try:
+            return float(seconds)
+        except ValueError:
+            return None
+    return None
+
+
+def error_from_response(response: requests.Response) -> UpstreamError:
+    """An UpstreamError from a non-2xx response, reading the contract's error envelope."""
+    error: dict[str, Any] = {}
+    try:
+        body = response.json()
+        if isinstance(body, dict) and isinstance(body.get("error"), dict):
+            error = body["error"]
+    except ValueError:
+        pass
+    message = str(error.get("message") or "").strip()
+    if not message:
+        text = response.text.strip() if "text" in response.headers.get("Content-Type", "") else ""
+        message = text[:300] or response.reason or f"HTTP {response.status_code}"
+    return UpstreamError(
+        message,
+        status=response.status_code,
+        code=str(error.get("code") or ""),
+        error_type=str(error.get("type") or ""),
+        param=error.get("param"),
+        retry_after=_retry_after(response),
+    )
+
+
+class VideosClient:
+    """The calls of the contract, each returning the provider's JSON as a dict."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        timeout: tuple[float, float] = (5.0, 60.0),
+        session: requests.Session | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._api_key = api_key
+        self.timeout = timeout
+        self.session = session or pooled_session()
+
+    def __repr__(self) -> str:
+        return f"<VideosClient {self.base_url}>"
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        headers = kwargs.pop("headers", {})
+        headers["Authorization"] = f"Bearer {self._api_key}"
+        url = f"{self.base_url}{path}"
+        try:
+            response = self.session.request(
+                method, url, headers=headers, timeout=self.timeout, **kwargs
+            )
+        except requests.ConnectTimeout:
+            raise UpstreamUnreachable(
+                "the provider could not be reached (timeout)", sent=False
+            ) from None
+        except requests.ReadTimeout:
+            raise UpstreamTimeout("the provider did not answer in time") from None
+        except requests.ConnectionError as exc:
+            if _never_connected(exc):
+                raise UpstreamUnreachable("the provider could not be reached", sent=False) from None
+            raise UpstreamTimeout("the connection to the provider broke") from None
+        if response.status_code >= 400:
+            try:
+                raise error_from_response(response)
+            finally:
+                response.close()
+        return response
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> tuple[dict, requests.Response]:
+        response = self._request(method, path, **kwargs)
+        try:
+            body = response.json()
+        except ValueError:
+            raise UpstreamError(
+                "the provider sent a response that is not JSON", status=response.status_code
+            ) from None
+        if not isinstance(body, dict):
+            raise UpstreamError(
+                "the provider sent an unexpected response", status=response.status_code
+            )
+        return body, response
+
+    def create(
+        self,
+        *,
+        prompt: str,
+        model: str,
+        seconds: int | str,
+        size: str,
+        input_reference: tuple[str, bytes, str] | None = None,
+    ) -> dict:
+        """Start a generation. `input_reference` is (filename, bytes, content type)."""
+        fields = {"prompt": prompt, "model": model, "seconds": str(seconds), "size": size}
+        if input_reference is None:
+            body, _ = self._json("POST", "/videos", json=fields)
+        else:
+            files = {"input_reference": input_reference}
+            body, _ = self._json("POST", "/videos", data=fields, files=files)
+        return body
+
+    def retrieve(self, video_id: str) -> tuple[dict, float | None]:
+        """The job, and how many seconds the provider asks us to wait before asking again."""
+        body, response = self._json("GET", f"/videos/{_quote(video_id)}")
+        poll_after = None
+        if raw := response.headers.get("openai-poll-after-ms"):
+            try:
+                poll_after = max(float(raw), 0) / 1000
+            except ValueError:
+                poll_after = None
+        return body, poll_after
+
+    def list(self, *, limit: int = 100, after: str | None = None, order: str = "desc") -> dict:
+        params: dict[str, Any] = {"limit": limit, "order": order}
+        if after:
+            params["after"] = after
+        body, _ = self._json("GET", "/videos", params=params)
+        return body
+
+    def delete(self, video_id: str) -> dict:
+        body, _ = self._json("DELETE", f"/videos/{_quote(video_id)}")
+        return body
+
+    def remix(self, video_id: str, prompt: str) -> dict:
+        body, _ = self._json("POST", f"/videos/{_quote(video_id)}/remix", json={"prompt": prompt})
+        return body
+
+    def download(self, video_id: str, variant: str, dest: Path) -> int:
+        """Stream one content variant into `dest`, whole or not at all; returns its size in bytes.
+
+        The bytes go to a temporary file beside `dest`, renamed into place only once complete, so a
+        reader never sees half a file.
+        """
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        response = self._request(
+            "GET", f"/videos/{_quote(video_id)}/content", params={"variant": variant}, stream=True
+        )
+        fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+        written = 0
+        try:
+            with response, os.fdopen(fd, "wb") as out:
+                for chunk in response.iter_content(DOWNLOAD_CHUNK):
+                    out.write(chunk)
+                    written += len(chunk)
+            expected = response.headers.get("Content-Length")
+            if (
+                expected
+                and expected.isdigit()
+                and int(expected) != written
+                and not _encoded(response)
+            ):
+                raise UpstreamError(
+                    f"download of {variant} stopped after {written} of {expected} bytes",
+                    status=response.status_code,
+                )
+            os.replace(tmp_name, dest)
+        except requests.RequestException:
+            Path(tmp_name).unlink(missing_ok=True)
+            raise UpstreamTimeout(f"download of {variant} was cut off") from None
+        except BaseException:
+            Path(tmp_name).unlink(missing_ok=True)
+            raise
+        return written
+
+
+def _encoded(response: requests.Response) -> bool:
+    # requests decompresses gzip bodies, so their length differs from Content-Length.
+    return bool(response.headers.get("Content-Encoding", "").strip())
+
+
+def _quote(video_id: str) -> str:
+    return requests.utils.quote(video_id, safe="")
+
+
+def _never_connected(exc: requests.ConnectionError) -> bool:
+    reason = exc.args[0] if exc.args else None
+    inner = getattr(reason, "reason", reason)
+    return isinstance(inner, NewConnectionError) or "Connection refused" in str(exc)
+
+
+def default_client() -> VideosClient:
+    """The client for the configured provider (or the built-in simulator)."""
+    from django.conf import settings
+
+    return VideosClient(
+        settings.MUXWEB_API_BASE, settings.MUXWEB_API_KEY, timeout=settings.MUXWEB_HTTP_TIMEOUT
+    )

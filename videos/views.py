@@ -1,0 +1,220 @@
+"""Pages of the dashboard: parse the request, check access, call a service, render.
+
+Regions that htmx refreshes are inline partials of the page templates ("page.html#region").
+"""
+
+import hashlib
+from urllib.parse import urlencode
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.decorators import login_not_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db import connection
+from django.db.models import Q, QuerySet
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext
+from django.views.decorators.http import require_GET, require_POST
+
+from videos import media, services
+from videos.forms import CreateJobForm
+from videos.models import VARIANTS, ModelSpec, Status, VideoJob
+
+PAGE_SIZE = 24
+POLL_SECONDS = 2
+# The most job ids one gallery poll may ask about (a page shows PAGE_SIZE cards).
+MAX_POLL_IDS = 100
+
+
+def get_job_for_user(request: HttpRequest, pk: int) -> VideoJob:
+    """The job if this user may see it (the whole team sees the whole history), else 404."""
+    job = VideoJob.objects.for_cards().filter(pk=pk).first()
+    if job is None:
+        raise Http404
+    return job
+
+
+def can_create(user) -> bool:
+    return user.has_perm("videos.add_videojob")
+
+
+def catalogue() -> list[ModelSpec]:
+    return list(ModelSpec.objects.filter(enabled=True))
+
+
+def filtered_jobs(request: HttpRequest) -> tuple[QuerySet[VideoJob], dict]:
+    """The gallery's jobs for the filters in the query string, and those filters."""
+    filters = {
+        "q": request.GET.get("q", "").strip()[:200],
+        "status": request.GET.get("status", ""),
+        "author": request.GET.get("author", ""),
+        "model": request.GET.get("model", "")[:100],
+    }
+    jobs = VideoJob.objects.for_cards()
+    if filters["q"]:
+        jobs = jobs.filter(Q(prompt__icontains=filters["q"]) | Q(upstream_id=filters["q"]))
+    if filters["status"] == "running":
+        jobs = jobs.filter(
+            status__in=[Status.PENDING, Status.SUBMITTING, Status.QUEUED, Status.IN_PROGRESS]
+        )
+    elif filters["status"] in (Status.COMPLETED, Status.FAILED):
+        jobs = jobs.filter(status=filters["status"])
+    else:
+        filters["status"] = ""
+    if filters["author"] == "me":
+        jobs = jobs.filter(author=request.user)
+    elif filters["author"].isdigit():
+        jobs = jobs.filter(author_id=int(filters["author"]))
+    else:
+        filters["author"] = ""
+    if filters["model"]:
+        jobs = jobs.filter(model=filters["model"])
+    return jobs, filters
+
+
+def gallery_context(request: HttpRequest, form: CreateJobForm | None = None) -> dict:
+    jobs, filters = filtered_jobs(request)
+    page = Paginator(jobs, PAGE_SIZE).get_page(request.GET.get("page"))
+    specs = catalogue()
+    if form is None and can_create(request.user):
+        form = CreateJobForm(specs=specs)
+    return {
+        "page": page,
+        "jobs": page.object_list,
+        "filters": filters,
+        "filter_query": urlencode({k: v for k, v in filters.items() if v}),
+        "form": form,
+        "authors": get_user_model()
+        .objects.filter(video_jobs__isnull=False)
+        .distinct()
+        .order_by("username"),
+        "models": specs,
+        "statuses": [
+            ("running", gettext("Running")),
+            (Status.COMPLETED, Status.COMPLETED.label),
+            (Status.FAILED, Status.FAILED.label),
+        ],
+        **poller_context(page.object_list),
+    }
+
+
+def gallery(request: HttpRequest) -> HttpResponse:
+    context = gallery_context(request)
+    if request.htmx and request.htmx.target == "results":
+        return render(request, "videos/gallery.html#results", context)
+    return render(request, "videos/gallery.html", context)
+
+
+def poller_context(jobs) -> dict:
+    active = [job for job in jobs if job.is_active]
+    return {"active_ids": ",".join(str(job.pk) for job in active), "version": version_of(active)}
+
+
+def version_of(jobs) -> str:
+    """A short token that changes whenever any of these jobs changes."""
+    digest = hashlib.blake2s(digest_size=8)
+    for job in jobs:
+        digest.update(f"{job.pk}:{job.updated_at.timestamp()};".encode())
+    return digest.hexdigest()
+
+
+@require_GET
+def gallery_poll(request: HttpRequest) -> HttpResponse:
+    """Refresh the running cards of an open gallery: 204 when none changed."""
+    ids = [int(i) for i in request.GET.get("ids", "").split(",") if i.isdigit()][:MAX_POLL_IDS]
+    stamps = VideoJob.objects.filter(pk__in=ids).order_by("pk").only("pk", "updated_at")
+    if version_of(stamps) == request.GET.get("v"):
+        return HttpResponse(status=204)
+    jobs = list(VideoJob.objects.for_cards().filter(pk__in=ids))
+    context = {"jobs": jobs, **poller_context(jobs)}
+    return render(request, "videos/partials/poll.html", context)
+
+
+@require_GET
+def compose_options(request: HttpRequest) -> HttpResponse:
+    """The model-dependent part of the create form, redrawn when the model changes."""
+    if not can_create(request.user):
+        raise PermissionDenied
+    data = request.GET.copy()
+    form = CreateJobForm(
+        specs=catalogue(),
+        initial={k: data.get(k) for k in ("model", "seconds", "size") if data.get(k)},
+    )
+    spec = form.selected_spec()
+    if spec:
+        # Keep what the user picked where the new model allows it.
+        if data.get("seconds", "").isdigit() and int(data["seconds"]) not in spec.seconds:
+            form.initial["seconds"] = spec.seconds[0]
+        if data.get("size") not in spec.sizes:
+            form.initial["size"] = spec.sizes[0]
+    return render(request, "videos/gallery.html#compose-options", {"form": form})
+
+
+@require_POST
+def create_job(request: HttpRequest) -> HttpResponse:
+    if not can_create(request.user):
+        raise PermissionDenied
+    form = CreateJobForm(request.POST, specs=catalogue())
+    if not form.is_valid():
+        if request.htmx:
+            return render(request, "videos/gallery.html#composer", {"form": form})
+        # Without JavaScript: the whole page again, errors beside their fields.
+        return render(request, "videos/gallery.html", gallery_context(request, form))
+    data = form.cleaned_data
+    job = services.create_job(
+        author=request.user,
+        spec=data["spec"],
+        prompt=data["prompt"],
+        seconds=data["seconds"],
+        size=data["size"],
+    )
+    if not request.htmx:
+        return redirect("videos-gallery")
+    context = {
+        "form": CreateJobForm(
+            specs=catalogue(), initial={k: data[k] for k in ("model", "seconds", "size")}
+        ),
+        "new_job": VideoJob.objects.for_cards().get(pk=job.pk),
+    }
+    return render(request, "videos/partials/created.html", context)
+
+
+def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    job = get_job_for_user(request, pk)
+    context = {"job": job, "version": version_of([job]), "variants": VARIANTS}
+    if request.htmx and request.htmx.target == "job-status":
+        if request.GET.get("v") == context["version"]:
+            return HttpResponse(status=204)
+        return render(request, "videos/job_detail.html#status", context)
+    return render(request, "videos/job_detail.html", context)
+
+
+@require_GET
+def job_media(request: HttpRequest, pk: int, variant: str) -> HttpResponse:
+    """A cached file of a job, behind login, with Range support so the player can seek."""
+    if variant not in VARIANTS:
+        raise Http404
+    job = get_job_for_user(request, pk)
+    field = job.asset(variant)
+    if not field:
+        raise Http404
+    try:
+        path = media.Path(field.path)
+        download = None
+        if request.GET.get("download"):
+            download = f"muxweb-{job.pk}-{variant}{path.suffix}"
+        return media.serve_file(request, path, download_name=download)
+    except FileNotFoundError:
+        raise Http404 from None
+
+
+@login_not_required
+@require_GET
+def healthz(request: HttpRequest) -> HttpResponse:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except Exception:
+        return JsonResponse({"status": "error", "database": "unreachable"}, status=503)
+    return JsonResponse({"status": "ok"})
