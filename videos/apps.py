@@ -39,4 +39,6 @@ class VideosConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from videos import checks  # noqa: F401  (registers the system checks)
+
         post_migrate.connect(ensure_roles_and_schedule, sender=self)

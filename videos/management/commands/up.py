@@ -79,7 +79,7 @@ class Command(BaseCommand):
         )
 
     def start(self, name: str, command: list[str]) -> None:
-        # Own process group: Ctrl-C reaches this process only, which then stops the children in order.
+        # Own process group: Ctrl-C reaches only this process, which then stops the children.
         process = subprocess.Popen(
             command, cwd=settings.BASE_DIR, env=os.environ.copy(), start_new_session=True
         )

@@ -1,0 +1,174 @@
+"""Shared fixtures: the simulator over real HTTP, the team's personas, and real worker processes."""
+
+import importlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import Group, User
+from django.db import connection
+from django_q.brokers import get_broker
+from django_q.conf import Conf
+from videos.upstream.simulator import Simulator
+
+from videos import services
+from videos.apps import ensure_roles_and_schedule
+from videos.models import ModelSpec, VideoJob
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "tests" / "artifacts"
+API_KEY = "test-key"
+RENDER_SECONDS = 2.5
+
+
+@pytest.fixture(scope="session")
+def simulator() -> Iterator[Simulator]:
+    sim = Simulator(api_key=API_KEY, render_seconds=RENDER_SECONDS, poll_after_ms=300).start()
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _tasks_run_inline() -> Iterator[None]:
+    # Unit tests run django-q2 tasks in the calling process; the worker tests switch this off.
+    Conf.SYNC = True
+    yield
+
+
+@pytest.fixture(autouse=True)
+def provider(simulator: Simulator, settings, tmp_path: Path) -> Simulator:
+    """Every test talks to the simulator, with its own media directory and a fresh provider."""
+    settings.MUXWEB_API_BASE = simulator.base_url
+    settings.MUXWEB_API_KEY = API_KEY
+    settings.MEDIA_ROOT = tmp_path / "media"
+    # No collectstatic in tests: plain storage, files found where they are.
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+    simulator.dialect = "openai"
+    simulator.render_seconds = RENDER_SECONDS
+    return simulator
+
+
+@pytest.fixture
+def catalogue(db) -> list[ModelSpec]:
+    """The default model catalogue (a transactional test's flush removes migration data)."""
+    seed = importlib.import_module("videos.migrations.0002_default_catalogue")
+    for entry in seed.DEFAULTS:
+        ModelSpec.objects.get_or_create(name=entry["name"], defaults=entry)
+    ensure_roles_and_schedule(sender=None)
+    return list(ModelSpec.objects.all())
+
+
+def make_user(username: str, role: str | None = None, **extra) -> User:
+    user = User.objects.create_user(username, password="pw-" + username, **extra)
+    if role:
+        user.groups.add(Group.objects.get(name=role))
+    return user
+
+
+@pytest.fixture
+def member(catalogue) -> User:
+    return make_user("mia", "Members")
+
+
+@pytest.fixture
+def other_member(catalogue) -> User:
+    return make_user("otto", "Members")
+
+
+@pytest.fixture
+def viewer(catalogue) -> User:
+    return make_user("vera", "Viewers")
+
+
+@pytest.fixture
+def admin(catalogue) -> User:
+    return make_user("ada", is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def member_client(client, member):
+    client.force_login(member)
+    return client
+
+
+def wait_for(condition: Callable[[], object], timeout: float = 30, every: float = 0.2) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if result := condition():
+            return result
+        time.sleep(every)
+    raise AssertionError(f"condition not met within {timeout}s")
+
+
+def run_until_settled(job: VideoJob, timeout: float = 30) -> VideoJob:
+    """Drive the poll sweep by hand (tasks run inline) until the job needs no more work."""
+
+    def settled() -> bool:
+        services.poll_due_jobs()
+        job.refresh_from_db()
+        return not job.is_active
+
+    wait_for(settled, timeout=timeout, every=0.25)
+    return job
+
+
+def database_url() -> str:
+    """A DATABASE_URL naming the database this test run uses (the test database)."""
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+@pytest.fixture
+def worker_env(simulator: Simulator, settings, tmp_path: Path) -> dict[str, str]:
+    """Environment for a child process that shares this test's database, media and provider."""
+    data_dir = tmp_path / "worker-data"
+    data_dir.mkdir()
+    settings.MEDIA_ROOT = data_dir / "media"
+    env = os.environ.copy()
+    env.update(
+        DATABASE_URL=database_url(),
+        MUXWEB_DATA_DIR=str(data_dir),
+        MUXWEB_API_BASE=simulator.base_url,
+        MUXWEB_API_KEY=API_KEY,
+        MUXWEB_LOG_LEVEL="INFO",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+@pytest.fixture
+def qcluster(transactional_db, catalogue, worker_env, monkeypatch) -> Iterator[subprocess.Popen]:
+    """A real `manage.py qcluster` process; tasks from this process go through the broker to it."""
+    monkeypatch.setattr(Conf, "SYNC", False)
+    get_broker().purge_queue()
+    log = open(worker_env["MUXWEB_DATA_DIR"] + "/qcluster.log", "w")  # noqa: SIM115
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "manage.py"), "qcluster"],
+        cwd=ROOT,
+        env=worker_env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    yield process
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    log.close()
+    if os.environ.get("MUXWEB_SHOW_WORKER_LOG"):
+        print(Path(log.name).read_text())

@@ -1,0 +1,105 @@
+"""Cached files are served with Range support so the player can seek."""
+
+import pytest
+from django.urls import reverse
+
+from videos.media import parse_range, sniff_content_type
+from videos.models import VideoJob
+
+pytestmark = pytest.mark.django_db
+
+BODY = bytes(range(256)) * 40  # 10,240 bytes
+
+
+@pytest.fixture
+def job(member, settings) -> VideoJob:
+    job = VideoJob.objects.create(
+        author=member, model="sora-2", prompt="p", seconds=4, size="1280x720"
+    )
+    path = settings.MEDIA_ROOT / f"videos/{job.pk}/video.mp4"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(BODY)
+    job.video.name = f"videos/{job.pk}/video.mp4"
+    job.save()
+    return job
+
+
+def get(client, job, range_header=None, **params):
+    headers = {"Range": range_header} if range_header else {}
+    return client.get(reverse("videos-media", args=[job.pk, "video"]), params, headers=headers)
+
+
+def body(response) -> bytes:
+    return b"".join(response.streaming_content)
+
+
+def test_whole_file_with_type_length_and_accept_ranges(member_client, job):
+    response = get(member_client, job)
+    assert response.status_code == 200
+    assert response["Content-Type"] == "video/mp4"
+    assert response["Content-Length"] == str(len(BODY))
+    assert response["Accept-Ranges"] == "bytes"
+    assert "private" in response["Cache-Control"]
+    assert body(response) == BODY
+
+
+@pytest.mark.parametrize(
+    ("header", "start", "end"),
+    [
+        ("bytes=0-99", 0, 99),
+        ("bytes=10000-", 10000, 10239),
+        ("bytes=-240", 10000, 10239),
+        ("bytes=10200-99999", 10200, 10239),
+    ],
+)
+def test_range_request_gets_206_with_exactly_those_bytes(member_client, job, header, start, end):
+    response = get(member_client, job, header)
+    assert response.status_code == 206
+    assert response["Content-Range"] == f"bytes {start}-{end}/{len(BODY)}"
+    assert response["Content-Length"] == str(end - start + 1)
+    assert body(response) == BODY[start : end + 1]
+
+
+@pytest.mark.parametrize("header", ["bytes=10240-", "bytes=20000-20010", "bytes=-0", "bytes=50-10"])
+def test_unsatisfiable_range_gets_416(member_client, job, header):
+    response = get(member_client, job, header)
+    assert response.status_code == 416
+    assert response["Content-Range"] == f"bytes */{len(BODY)}"
+
+
+def test_malformed_or_multiple_ranges_get_the_whole_file(member_client, job):
+    for header in ("bytes=0-1,5-6", "items=0-5", "bytes=a-b"):
+        response = get(member_client, job, header)
+        assert response.status_code == 200
+        assert body(response) == BODY
+
+
+def test_download_is_an_attachment_with_a_readable_name(member_client, job):
+    response = get(member_client, job, download="1")
+    assert response["Content-Disposition"] == f'attachment; filename="muxweb-{job.pk}-video.mp4"'
+
+
+def test_file_missing_on_disk_is_404_not_500(member_client, job, settings):
+    (settings.MEDIA_ROOT / job.video.name).unlink()
+    assert get(member_client, job).status_code == 404
+
+
+def test_parse_range_edges():
+    assert parse_range("", 10) is None
+    assert parse_range("bytes=-", 10) is None
+    assert parse_range("bytes=0-0", 10) == (0, 0)
+    assert parse_range("bytes=-20", 10) == (0, 9)
+
+
+def test_types_are_told_by_bytes_not_names(tmp_path):
+    samples = {
+        "video/mp4": b"\x00\x00\x00\x18ftypmp42",
+        "image/webp": b"RIFF\x00\x00\x00\x00WEBPVP8 ",
+        "image/jpeg": b"\xff\xd8\xff\xe0\x00\x10JFIF",
+        "image/png": b"\x89PNG\r\n\x1a\n\x00\x00",
+        None: b"<!doctype html><html>",
+    }
+    for expected, head in samples.items():
+        path = tmp_path / "sample.mp4"
+        path.write_bytes(head)
+        assert sniff_content_type(path) == expected

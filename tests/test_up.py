@@ -1,0 +1,119 @@
+"""`manage.py up` starts everything on a fresh data directory, and Ctrl-C stops it all."""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+
+from tests.conftest import ROOT, wait_for
+
+pytestmark = pytest.mark.worker
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=1).ok
+    except requests.RequestException:
+        return False
+
+
+def test_up_runs_web_worker_and_simulator_then_stops_them_on_ctrl_c(tmp_path):
+    port, sim_port = free_port(), free_port()
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DATABASE_URL", "MUXWEB_API_BASE", "MUXWEB_API_KEY")
+    }
+    env.update(
+        MUXWEB_DATA_DIR=str(tmp_path / "data"),
+        MUXWEB_SIMULATOR_PORT=str(sim_port),
+        PYTHONUNBUFFERED="1",
+    )
+    output = tmp_path / "up.log"
+    with open(output, "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", "up", "--port", str(port)],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        wait_for(lambda: "muxweb is running at" in output.read_text(), timeout=90, every=0.3)
+        text = output.read_text()
+        assert f"http://localhost:{port}/" in text
+        password = re.search(r"Username: admin  Password: (\S+)", text).group(1)
+
+        base = f"http://127.0.0.1:{port}"
+        assert requests.get(f"{base}/healthz", timeout=5).json() == {"status": "ok"}
+        login = requests.get(f"{base}/", timeout=5)
+        assert login.url.startswith(f"{base}/accounts/login/")
+        css = re.search(r'href="(/static/css/muxweb\.[0-9a-f]+\.css)"', login.text)
+        assert css, "static files are collected and served with hashed names"
+        assert requests.get(base + css.group(1), timeout=5).status_code == 200
+        assert (
+            requests.get(
+                f"http://127.0.0.1:{sim_port}/v1/videos",
+                headers={"Authorization": "Bearer muxweb-simulator"},
+                timeout=5,
+            ).status_code
+            == 200
+        )
+
+        session = requests.Session()
+        session.get(f"{base}/accounts/login/", timeout=5)
+        response = session.post(
+            f"{base}/accounts/login/",
+            data={
+                "username": "admin",
+                "password": password,
+                "csrfmiddlewaretoken": session.cookies["csrftoken"],
+            },
+            headers={"Referer": f"{base}/accounts/login/"},
+            timeout=5,
+        )
+        assert response.url == f"{base}/"
+        assert 'id="composer"' in response.text
+    finally:
+        process.send_signal(signal.SIGINT)
+        started = time.monotonic()
+        code = process.wait(timeout=30)
+    assert time.monotonic() - started < 20
+    assert code == 0, output.read_text()[-2000:]
+    assert "Stopped." in output.read_text()
+    for port_ in (port, sim_port):
+        with socket.socket() as s:
+            assert s.connect_ex(("127.0.0.1", port_)) != 0, "children are gone"
+
+
+def test_a_second_start_keeps_the_admin_and_prints_no_password(tmp_path):
+    env = {**os.environ, "MUXWEB_DATA_DIR": str(tmp_path / "data")}
+    env.pop("DATABASE_URL", None)
+    from_scratch = [sys.executable, "manage.py", "migrate", "-v0"]
+    subprocess.run(from_scratch, cwd=ROOT, env=env, check=True)
+    script = "from django.contrib.auth.models import User; User.objects.create_user('someone')"
+    subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", script], cwd=ROOT, env=env, check=True
+    )
+    port = free_port()
+    env["MUXWEB_SIMULATOR_PORT"] = str(free_port())
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "up", "--port", str(port)],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: answers(f"http://127.0.0.1:{port}/healthz"), timeout=90)
+    finally:
+        process.send_signal(signal.SIGINT)
+        out, _ = process.communicate(timeout=30)
+    assert "muxweb is running at" in out
+    assert "Password:" not in out
