@@ -122,16 +122,23 @@ def _submit_failed(job: VideoJob, exc: UpstreamError) -> None:
         job.error_message = exc.message
         log.warning("job %s: submit failed (%s), retrying in %ss", job.pk, exc, delay)
     elif exc.sent and exc.status is None:
-        job.status = Status.FAILED
-        job.error_code = "submit_outcome_unknown"
-        job.error_message = (
-            "The provider did not confirm the job: it may have been created anyway. "
-            "Check the provider before generating it again."
-        )
+        _fail_unknown_submit(job)
+        return
     else:
         job.status = Status.FAILED
         job.error_code = exc.code or (f"http_{exc.status}" if exc.status else "unreachable")
         job.error_message = exc.message
+    job.save()
+
+
+def _fail_unknown_submit(job: VideoJob) -> None:
+    job.status = Status.FAILED
+    job.error_code = "submit_outcome_unknown"
+    job.error_message = (
+        "The provider did not confirm the job: it may have been created anyway. "
+        "Check the provider before generating it again."
+    )
+    job.next_poll_at = None
     job.save()
 
 
@@ -254,9 +261,13 @@ def poll_due_jobs(now: datetime | None = None) -> int:
         if job.status == Status.PENDING:
             if _claim(job, now):
                 async_task("videos.tasks.submit_job", job.pk)
+        elif job.status == Status.SUBMITTING:
+            # Its lease ran out: the worker submitting it died, and whether the provider got the
+            # create is unknown. It is not resent blindly: that could pay for it twice.
+            _fail_unknown_submit(job)
         elif job.status == Status.COMPLETED:
             enqueue_fetch(job)
-        elif job.status in (Status.QUEUED, Status.IN_PROGRESS) and job.upstream_id:
+        else:
             to_poll.append(job)
     poll_jobs(to_poll)
     return len(jobs)

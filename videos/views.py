@@ -114,7 +114,7 @@ def poller_context(jobs) -> dict:
 def version_of(jobs) -> str:
     """A short token that changes whenever any of these jobs changes."""
     digest = hashlib.blake2s(digest_size=8)
-    for job in jobs:
+    for job in sorted(jobs, key=lambda job: job.pk):
         digest.update(f"{job.pk}:{job.updated_at.timestamp()};".encode())
     return digest.hexdigest()
 
@@ -122,7 +122,9 @@ def version_of(jobs) -> str:
 @require_GET
 def gallery_poll(request: HttpRequest) -> HttpResponse:
     """Refresh the running cards of an open gallery: 204 when none changed."""
-    ids = [int(i) for i in request.GET.get("ids", "").split(",") if i.isdigit()][:MAX_POLL_IDS]
+    # htmx sends one `ids` per running card; a comma-separated list works too.
+    raw_ids = [part for value in request.GET.getlist("ids") for part in value.split(",")]
+    ids = [int(i) for i in raw_ids if i.isdigit()][:MAX_POLL_IDS]
     stamps = VideoJob.objects.filter(pk__in=ids).order_by("pk").only("pk", "updated_at")
     if version_of(stamps) == request.GET.get("v"):
         return HttpResponse(status=204)
