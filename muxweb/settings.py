@@ -187,6 +187,7 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = DATA_DIR / "static"
+STATIC_ROOT.mkdir(exist_ok=True)
 # Cached videos live here. Nothing maps this directory to a URL: media.py serves it after login.
 MEDIA_ROOT = DATA_DIR / "media"
 STORAGES = {

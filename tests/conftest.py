@@ -138,6 +138,8 @@ def worker_env(simulator: Simulator, settings, tmp_path: Path) -> dict[str, str]
     env = os.environ.copy()
     env.update(
         DATABASE_URL=database_url(),
+        # Tasks are signed with the secret key: every process of one site shares it.
+        SECRET_KEY=settings.SECRET_KEY,
         MUXWEB_DATA_DIR=str(data_dir),
         MUXWEB_API_BASE=simulator.base_url,
         MUXWEB_API_KEY=API_KEY,

@@ -4,6 +4,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from videos.models import Status, VideoJob
 
@@ -20,7 +21,7 @@ def make_jobs(authors, n: int, status=Status.IN_PROGRESS, **fields) -> list[Vide
             size="1280x720",
             status=status,
             progress=i % 100,
-            remix_of=None,
+            assets_fetched_at=timezone.now() if status == Status.COMPLETED else None,
         )
         for i in range(n)
     ]

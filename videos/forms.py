@@ -33,12 +33,22 @@ class CreateJobForm(forms.Form):
         self.fields["model"].choices = [(spec.name, str(spec)) for spec in specs]
         if specs and not self.is_bound and "model" not in self.initial:
             self.initial["model"] = specs[0].name
+        # Any value of the catalogue is a valid choice; clean() then checks it against the model,
+        # so the message can say what that model allows.
+        all_seconds = sorted({s for sp in specs for s in sp.seconds})
+        all_sizes = sorted({s for sp in specs for s in sp.sizes})
+        self.fields["seconds"].choices = [(s, _("%(n)s s") % {"n": s}) for s in all_seconds]
+        self.fields["size"].choices = [(s, size_label(s)) for s in all_sizes]
+        # What the page offers: the selected model's own values.
         spec = self.selected_spec()
-        # Offer what the selected model allows; clean() re-checks whatever is posted.
-        seconds = spec.seconds if spec else sorted({s for sp in specs for s in sp.seconds})
-        sizes = spec.sizes if spec else sorted({s for sp in specs for s in sp.sizes})
-        self.fields["seconds"].choices = [(s, _("%(n)s s") % {"n": s}) for s in seconds]
-        self.fields["size"].choices = [(s, size_label(s)) for s in sizes]
+        self.seconds_options = [
+            (s, label)
+            for s, label in self.fields["seconds"].choices
+            if not spec or s in spec.seconds
+        ]
+        self.size_options = [
+            (s, label) for s, label in self.fields["size"].choices if not spec or s in spec.sizes
+        ]
         if spec and not self.is_bound:
             self.initial.setdefault("seconds", spec.seconds[0] if spec.seconds else None)
             self.initial.setdefault("size", spec.sizes[0] if spec.sizes else None)

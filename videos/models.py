@@ -199,9 +199,10 @@ class VideoJob(models.Model):
         return (self.price_per_second * self.seconds).quantize(Decimal("0.01"))
 
     @property
-    def render_time(self) -> timedelta | None:
+    def render_seconds(self) -> int | None:
+        """Seconds from submission to completion, as the provider reports them."""
         if self.submitted_at and self.completed_at:
-            return self.completed_at - self.submitted_at
+            return max(round((self.completed_at - self.submitted_at).total_seconds()), 0)
         return None
 
     def asset(self, variant: str) -> models.fields.files.FieldFile:

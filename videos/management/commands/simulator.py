@@ -1,0 +1,106 @@
+"""`manage.py simulator`: run the built-in fake `/v1/videos` provider in the foreground.
+
+It serves until Ctrl-C (or SIGTERM, which is how `manage.py up` stops its children), then removes
+the temporary files it made. Host, port, key and render time default to the muxweb settings.
+"""
+
+import signal
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from videos.upstream.simulator import Simulator
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+class Command(BaseCommand):
+    help = "Run the built-in fake video provider until Ctrl-C."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--host", default="127.0.0.1", help="Address to listen on.")
+        parser.add_argument(
+            "--port",
+            type=int,
+            default=int(getattr(settings, "MUXWEB_SIMULATOR_PORT", 8765)),
+            help="Port to listen on (0: any free port).",
+        )
+        parser.add_argument(
+            "--api-key",
+            default=getattr(settings, "MUXWEB_API_KEY", "") or "muxweb-simulator",
+            help="The Bearer key clients must send.",
+        )
+        parser.add_argument(
+            "--render-seconds",
+            type=float,
+            default=float(getattr(settings, "MUXWEB_SIMULATOR_RENDER_SECONDS", 20.0)),
+            help="How long a video takes from creation to completion.",
+        )
+        parser.add_argument(
+            "--dialect",
+            choices=("openai", "relay"),
+            default="openai",
+            help="relay reports 'processing' instead of 'in_progress'.",
+        )
+        parser.add_argument(
+            "--fail-marker",
+            default="[fail]",
+            help="Prompts containing this text (any case) fail with moderation_blocked.",
+        )
+        parser.add_argument(
+            "--poll-after-ms",
+            type=int,
+            default=2000,
+            help="The openai-poll-after-ms header sent while a job runs.",
+        )
+        parser.add_argument(
+            "--expires-after",
+            type=int,
+            default=3600,
+            help="Seconds after completion until downloads answer 404.",
+        )
+
+    def handle(
+        self,
+        *args,
+        host: str,
+        port: int,
+        api_key: str,
+        render_seconds: float,
+        dialect: str,
+        fail_marker: str,
+        poll_after_ms: int,
+        expires_after: int,
+        verbosity: int,
+        **options,
+    ) -> None:
+        try:
+            simulator = Simulator(
+                host=host,
+                port=port,
+                api_key=api_key,
+                render_seconds=render_seconds,
+                fail_marker=fail_marker,
+                poll_after_ms=poll_after_ms,
+                expires_after=expires_after,
+                dialect=dialect,
+                verbose=verbosity >= 2,
+            )
+        except OSError as exc:
+            raise CommandError(f"cannot listen on {host}:{port}: {exc}") from exc
+        signal.signal(signal.SIGTERM, _interrupt)
+        # The key is not printed: by default it comes from settings and may be a real one.
+        self.stdout.write(
+            f"Simulator serving {simulator.base_url} "
+            f"(render {render_seconds:g}s, {dialect} dialect); Ctrl-C stops it."
+        )
+        self.stdout.flush()
+        try:
+            simulator.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            simulator.stop()
+        self.stdout.write("Simulator stopped.")
