@@ -14,11 +14,11 @@ from django.contrib.auth.models import Group, User
 from django.db import connection
 from django_q.brokers import get_broker
 from django_q.conf import Conf
-from videos.upstream.simulator import Simulator
 
 from videos import services
 from videos.apps import ensure_roles_and_schedule
 from videos.models import ModelSpec, VideoJob
+from videos.upstream.simulator import Simulator
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "tests" / "artifacts"
