@@ -1,10 +1,12 @@
 """The upstream client against the simulator over HTTP: calls, typed errors, atomic downloads."""
 
+import io
 import logging
 import socket
 import time
 
 import pytest
+from PIL import Image
 
 from tests.conftest import API_KEY, wait_for
 from videos.upstream.client import UpstreamError, UpstreamUnreachable, VideosClient
@@ -91,3 +93,30 @@ def test_remix_and_delete(client, provider):
     assert client.delete(video["id"])["deleted"] is True
     with pytest.raises(UpstreamError):
         client.retrieve(video["id"])
+
+
+def png(width: int, height: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (200, 80, 40)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def test_create_with_a_reference_image_goes_as_multipart(client, provider):
+    video = client.create(
+        prompt="Start from this frame",
+        model="sora-2",
+        seconds=4,
+        size="720x1280",
+        input_reference=("frame.png", png(720, 1280), "image/png"),
+    )
+    assert provider.job(video["id"])["prompt"] == "Start from this frame"
+    with pytest.raises(UpstreamError) as error:
+        client.create(
+            prompt="Wrong size",
+            model="sora-2",
+            seconds=4,
+            size="720x1280",
+            input_reference=("frame.png", png(640, 480), "image/png"),
+        )
+    assert error.value.status == 400
+    assert error.value.message == "image must match the requested width and height"

@@ -1,0 +1,120 @@
+"""Lifecycle rules: status words mapped; forgotten jobs and expired files end clearly."""
+
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from tests.conftest import run_until_settled
+from videos import services
+from videos.models import MAX_RENDER_TIME, Status, VideoJob, map_upstream_status
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.mark.parametrize(
+    ("word", "status"),
+    [
+        ("queued", Status.QUEUED),
+        ("IN_PROGRESS", Status.IN_PROGRESS),
+        ("Processing", Status.IN_PROGRESS),
+        ("completed", Status.COMPLETED),
+        ("SUCCEEDED", Status.COMPLETED),
+        ("failed", Status.FAILED),
+        ("cancelled", Status.FAILED),
+        ("Expired", Status.FAILED),
+        ("rendering-ish", None),
+        (None, None),
+    ],
+)
+def test_provider_status_words_map_to_ours(word, status):
+    assert map_upstream_status(word) == status
+
+
+def make_job(member, **fields) -> VideoJob:
+    defaults = {"model": "sora-2", "prompt": "p", "seconds": 4, "size": "1280x720"}
+    return VideoJob.objects.create(author=member, **{**defaults, **fields})
+
+
+def test_unknown_status_keeps_polling_until_the_render_time_cap_then_fails(member):
+    job = make_job(
+        member, status=Status.IN_PROGRESS, upstream_id="video_x", submitted_at=timezone.now()
+    )
+    services.apply_upstream(job, {"id": "video_x", "status": "thinking", "progress": 5})
+    assert job.status == Status.IN_PROGRESS and job.next_poll_at is not None
+
+    job.submitted_at = timezone.now() - MAX_RENDER_TIME - timedelta(minutes=1)
+    services.apply_upstream(job, {"id": "video_x", "status": "thinking", "progress": 5})
+    assert job.status == Status.FAILED
+    assert job.error_code == "timeout"
+    assert job.next_poll_at is None
+
+
+def test_failed_status_without_error_object_still_says_why(member):
+    job = make_job(member, status=Status.IN_PROGRESS, upstream_id="video_y")
+    services.apply_upstream(job, {"id": "video_y", "status": "CANCELLED"})
+    assert job.status == Status.FAILED
+    assert job.error_code == "cancelled"
+    assert "cancelled" in job.error_message
+
+
+def test_job_the_provider_forgot_fails_after_a_few_404s(member_client, provider):
+    member_client.post(
+        reverse("videos-create"),
+        {"prompt": "Soon forgotten", "model": "sora-2", "seconds": "4", "size": "1280x720"},
+    )
+    job = VideoJob.objects.get()
+    assert job.upstream_id
+    provider.reset()  # the provider loses every job
+    job = run_until_settled(job, timeout=60)
+    assert job.status == Status.FAILED
+    assert job.error_code == "not_found"
+    assert job.poll_failures == services.MAX_NOT_FOUND
+    page = member_client.get(reverse("videos-detail", args=[job.pk])).content.decode()
+    assert "The provider no longer knows this job." in page
+
+
+def test_files_that_expire_before_download_are_given_up_and_the_page_says_so(
+    member_client, provider
+):
+    provider.expires_after = 0
+    try:
+        member_client.post(
+            reverse("videos-create"),
+            {"prompt": "Gone too soon", "model": "sora-2", "seconds": "4", "size": "1280x720"},
+        )
+        job = run_until_settled(VideoJob.objects.get())
+    finally:
+        provider.expires_after = 3600
+    assert job.status == Status.COMPLETED
+    assert job.fetch_given_up
+    assert not job.video
+    assert "404" in job.fetch_error
+    page = member_client.get(reverse("videos-detail", args=[job.pk])).content.decode()
+    assert "could not be saved before the provider deleted them" in page
+
+
+def test_the_api_key_never_reaches_a_page(member_client, admin, client, provider, settings):
+    settings.MUXWEB_API_KEY = "sk-distinctive-secret-1234"
+    provider_key = provider.api_key
+    provider.api_key = settings.MUXWEB_API_KEY
+    try:
+        member_client.post(
+            reverse("videos-create"),
+            {"prompt": "Keyed", "model": "sora-2", "seconds": "4", "size": "1280x720"},
+        )
+        job = run_until_settled(VideoJob.objects.get())
+    finally:
+        provider.api_key = provider_key
+    client.force_login(admin)
+    pages = [
+        reverse("videos-gallery"),
+        reverse("videos-detail", args=[job.pk]),
+        reverse("admin:videos_videojob_change", args=[job.pk]),
+        reverse("admin:django_q_success_changelist"),
+    ]
+    for url in pages:
+        response = client.get(url)
+        assert response.status_code == 200, url
+        assert "sk-distinctive-secret-1234" not in response.content.decode(), url
