@@ -117,3 +117,13 @@ def test_each_card_names_its_author(member_client, member, other_member):
     page = member_client.get(reverse("videos-gallery")).content.decode()
     assert '<span class="author">mia</span>' in page
     assert '<span class="author">otto</span>' in page
+
+
+def test_the_gallery_speaks_simplified_chinese_when_asked(member_client, member):
+    make_jobs([member], 1, status=Status.FAILED)
+    page = member_client.get(
+        reverse("videos-gallery"), headers={"Accept-Language": "zh-CN,zh;q=0.9"}
+    )
+    text = page.content.decode()
+    assert '<html lang="zh-hans">' in text
+    assert "生成" in text and "提示词" in text and "失败" in text
