@@ -93,6 +93,14 @@ class CreateJobForm(forms.Form):
         return (price * seconds).quantize(Decimal("0.01"))
 
 
+class RemixForm(forms.Form):
+    prompt = forms.CharField(
+        label=_("What to change"),
+        max_length=PROMPT_MAX_LENGTH,
+        widget=forms.Textarea(attrs={"rows": 2, "placeholder": _("Same shot, but at night…")}),
+    )
+
+
 def size_label(size: str) -> str:
     width, _x, height = size.partition("x")
     if not (width.isdigit() and height.isdigit()):

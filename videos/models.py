@@ -213,6 +213,41 @@ class VideoJob(models.Model):
     def has_asset(self, variant: str) -> bool:
         return bool(self.asset(variant))
 
+    def may_delete(self, user) -> bool:
+        """Its author, or whoever may delete any job (admins)."""
+        return self.author_id == user.pk or user.has_perm("videos.delete_videojob")
+
+    def remix_tree(self, max_depth: int = 20) -> list[tuple["VideoJob", int]]:
+        """The job's remix family in tree order, as (job, depth) from the original down."""
+        root = self
+        for _step in range(max_depth):
+            if root.remix_of is None:
+                break
+            root = root.remix_of
+        children: dict[int, list[VideoJob]] = {}
+        level = [root.pk]
+        for _level in range(max_depth):
+            found = list(
+                VideoJob.objects.filter(remix_of_id__in=level)
+                .select_related("author")
+                .order_by("created_at", "id")
+            )
+            if not found:
+                break
+            for job in found:
+                children.setdefault(job.remix_of_id, []).append(job)
+            level = [job.pk for job in found]
+
+        tree: list[tuple[VideoJob, int]] = []
+
+        def walk(job: VideoJob, depth: int) -> None:
+            tree.append((job, depth))
+            for child in children.get(job.pk, []):
+                walk(child, depth + 1)
+
+        walk(root, 0)
+        return tree
+
     def is_overdue(self, now: datetime) -> bool:
         started = self.submitted_at or self.created_at
         return now - started > MAX_RENDER_TIME

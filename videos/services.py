@@ -6,6 +6,7 @@ twice does its work once.
 """
 
 import logging
+import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -21,7 +22,6 @@ from videos.media import EXTENSIONS, expected_types, sniff_content_type
 from videos.models import (
     MAX_FETCH_ATTEMPTS,
     MAX_RENDER_TIME,
-    VARIANTS,
     Lease,
     ModelSpec,
     Status,
@@ -395,8 +395,38 @@ def _fetch_failed(job: VideoJob, exc: UpstreamError) -> None:
     job.save()
 
 
-def delete_job_files(job: VideoJob) -> None:
-    for variant in VARIANTS:
-        field = job.asset(variant)
-        if field:
-            field.delete(save=False)
+def job_media_dir(job: VideoJob) -> Path:
+    return Path(settings.MEDIA_ROOT) / "videos" / str(job.pk)
+
+
+def delete_job(job: VideoJob) -> bool:
+    """Remove a finished job here and at the provider; True if the provider's copy is gone too.
+
+    Our files go whatever the provider answers: its copy expires on its own, ours would not.
+    """
+    upstream_gone = True
+    if job.upstream_id:
+        try:
+            default_client().delete(job.upstream_id)
+        except UpstreamError as exc:
+            upstream_gone = exc.status == 404
+            if not upstream_gone:
+                log.warning("job %s: provider delete failed (%s)", job.pk, exc)
+    media_dir = job_media_dir(job)
+    job.delete()
+    # The whole directory: with the three files go any leftover partial downloads.
+    shutil.rmtree(media_dir, ignore_errors=True)
+    return upstream_gone
+
+
+def resubmit_job(job: VideoJob, *, author) -> VideoJob:
+    """A new job with the same parameters (and parent, for a remix) as a failed one."""
+    spec = ModelSpec.objects.filter(name=job.model).first() or ModelSpec(name=job.model)
+    return create_job(
+        author=author,
+        spec=spec,
+        prompt=job.prompt,
+        seconds=job.seconds,
+        size=job.size,
+        remix_of=job.remix_of,
+    )

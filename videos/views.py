@@ -6,6 +6,7 @@ Regions that htmx refreshes are inline partials of the page templates ("page.htm
 import hashlib
 from urllib.parse import urlencode
 
+from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import PermissionDenied
@@ -18,7 +19,7 @@ from django.utils.translation import gettext
 from django.views.decorators.http import require_GET, require_POST
 
 from videos import media, services
-from videos.forms import CreateJobForm
+from videos.forms import CreateJobForm, RemixForm
 from videos.models import VARIANTS, ModelSpec, Status, VideoJob
 
 PAGE_SIZE = 24
@@ -27,11 +28,16 @@ POLL_SECONDS = 2
 MAX_POLL_IDS = 100
 
 
-def get_job_for_user(request: HttpRequest, pk: int) -> VideoJob:
-    """The job if this user may see it (the whole team sees the whole history), else 404."""
+def get_job_for_user(request: HttpRequest, pk: int, *, action: str = "view") -> VideoJob:
+    """The job if this user may see it (the whole team sees the whole history), else 404;
+    403 if they may see it but not do `action` ("create" from it, or "delete" it)."""
     job = VideoJob.objects.for_cards().filter(pk=pk).first()
     if job is None:
         raise Http404
+    if action == "create" and not can_create(request.user):
+        raise PermissionDenied
+    if action == "delete" and not job.may_delete(request.user):
+        raise PermissionDenied
     return job
 
 
@@ -78,7 +84,7 @@ def gallery_context(request: HttpRequest, form: CreateJobForm | None = None) -> 
     page = Paginator(jobs, PAGE_SIZE).get_page(request.GET.get("page"))
     specs = catalogue()
     if form is None and can_create(request.user):
-        form = CreateJobForm(specs=specs)
+        form = CreateJobForm(specs=specs, initial=duplicate_of(request))
     return {
         "page": page,
         "jobs": page.object_list,
@@ -97,6 +103,15 @@ def gallery_context(request: HttpRequest, form: CreateJobForm | None = None) -> 
         ],
         **poller_context(page.object_list),
     }
+
+
+def duplicate_of(request: HttpRequest) -> dict:
+    """The create form's starting values: those of the job named by ?from=, if any."""
+    source = request.GET.get("from", "")
+    job = VideoJob.objects.filter(pk=int(source)).first() if source.isdigit() else None
+    if job is None:
+        return {}
+    return {"prompt": job.prompt, "model": job.model, "seconds": job.seconds, "size": job.size}
 
 
 def gallery(request: HttpRequest) -> HttpResponse:
@@ -182,14 +197,87 @@ def create_job(request: HttpRequest) -> HttpResponse:
     return render(request, "videos/partials/created.html", context)
 
 
+def job_context(request: HttpRequest, job: VideoJob, remix_form: RemixForm | None = None) -> dict:
+    spec = ModelSpec.objects.filter(name=job.model).first()
+    may_create = can_create(request.user)
+    may_remix = (
+        may_create
+        and job.status == Status.COMPLETED
+        and bool(job.upstream_id)
+        and (spec is None or spec.can_remix)
+    )
+    return {
+        "job": job,
+        "version": version_of([job]),
+        "can_create": may_create,
+        "may_delete": job.may_delete(request.user),
+        "remix_form": (remix_form or RemixForm()) if may_remix else None,
+        "remix_tree": job.remix_tree() if job.remix_of_id or job.remixes.exists() else [],
+    }
+
+
 def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
     job = get_job_for_user(request, pk)
-    context = {"job": job, "version": version_of([job]), "variants": VARIANTS}
     if request.htmx and request.htmx.target == "job-status":
-        if request.GET.get("v") == context["version"]:
+        if request.GET.get("v") == version_of([job]):
             return HttpResponse(status=204)
-        return render(request, "videos/job_detail.html#status", context)
-    return render(request, "videos/job_detail.html", context)
+        return render(request, "videos/job_detail.html#status", job_context(request, job))
+    return render(request, "videos/job_detail.html", job_context(request, job))
+
+
+@require_POST
+def remix_job(request: HttpRequest, pk: int) -> HttpResponse:
+    job = get_job_for_user(request, pk, action="create")
+    context = job_context(request, job, RemixForm(request.POST))
+    form = context["remix_form"]
+    if form is None:
+        messages.error(request, gettext("Only a completed video can be remixed."))
+        return redirect("videos-detail", pk=job.pk)
+    if not form.is_valid():
+        return render(request, "videos/job_detail.html", context)
+    spec = ModelSpec.objects.filter(name=job.model).first() or ModelSpec(name=job.model)
+    remix = services.create_job(
+        author=request.user,
+        spec=spec,
+        prompt=form.cleaned_data["prompt"],
+        seconds=job.seconds,
+        size=job.size,
+        remix_of=job,
+    )
+    return redirect("videos-detail", pk=remix.pk)
+
+
+@require_POST
+def retry_job(request: HttpRequest, pk: int) -> HttpResponse:
+    job = get_job_for_user(request, pk, action="create")
+    if job.status != Status.FAILED:
+        messages.error(request, gettext("Only a failed job can be tried again."))
+        return redirect("videos-detail", pk=job.pk)
+    new_job = services.resubmit_job(job, author=request.user)
+    return redirect("videos-detail", pk=new_job.pk)
+
+
+def delete_job(request: HttpRequest, pk: int) -> HttpResponse:
+    """GET asks for confirmation; POST deletes, here and at the provider."""
+    job = get_job_for_user(request, pk, action="delete")
+    if job.is_active:
+        messages.error(
+            request, gettext("This job is still running; delete it once it has finished.")
+        )
+        return redirect("videos-detail", pk=job.pk)
+    if request.method != "POST":
+        return render(request, "videos/job_delete.html", {"job": job})
+    if services.delete_job(job):
+        messages.success(request, gettext("The video was deleted."))
+    else:
+        messages.warning(
+            request,
+            gettext(
+                "The video was deleted here. The provider could not be reached; "
+                "its copy expires on its own."
+            ),
+        )
+    return redirect("videos-gallery")
 
 
 @require_GET

@@ -1,0 +1,128 @@
+"""Remix, retry, duplicate and delete, over real HTTP against the simulator."""
+
+import pytest
+from django.urls import reverse
+
+from tests.conftest import run_until_settled
+from videos.models import Status, VideoJob
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def finished_job(client, prompt: str) -> VideoJob:
+    data = {"prompt": prompt, "model": "sora-2", "seconds": "4", "size": "720x1280"}
+    assert client.post(reverse("videos-create"), data).status_code == 302
+    return run_until_settled(VideoJob.objects.get(prompt=prompt))
+
+
+def test_remix_of_a_completed_job_is_made_upstream_from_its_parent_and_shown_as_a_tree(
+    member_client, provider
+):
+    parent = finished_job(member_client, "A lighthouse by day")
+    response = member_client.post(
+        reverse("videos-remix", args=[parent.pk]), {"prompt": "The same, at night"}
+    )
+    remix = VideoJob.objects.get(remix_of=parent)
+    assert response.status_code == 302 and response["Location"] == reverse(
+        "videos-detail", args=[remix.pk]
+    )
+    assert (remix.model, remix.seconds, remix.size) == (parent.model, parent.seconds, parent.size)
+    assert provider.job(remix.upstream_id)["remixed_from_video_id"] == parent.upstream_id
+
+    remix = run_until_settled(remix)
+    assert remix.status == Status.COMPLETED and remix.video
+    page = member_client.get(reverse("videos-detail", args=[parent.pk])).content.decode()
+    assert f'href="{reverse("videos-detail", args=[remix.pk])}"' in page
+    assert 'class="depth-1"' in page
+    gallery = member_client.get(reverse("videos-gallery")).content.decode()
+    assert gallery.count('class="badge badge-remix"') == 1
+
+
+def test_remix_needs_a_prompt_and_a_completed_parent(member_client):
+    failed = finished_job(member_client, "Blocked [fail]")
+    response = member_client.post(reverse("videos-remix", args=[failed.pk]), {"prompt": "again"})
+    assert response.status_code == 302
+    done = finished_job(member_client, "A kite")
+    response = member_client.post(reverse("videos-remix", args=[done.pk]), {"prompt": ""})
+    assert response.status_code == 200
+    assert 'id="error-remix-prompt"' in response.content.decode()
+    assert not VideoJob.objects.filter(remix_of__isnull=False).exists()
+
+
+def test_failed_job_is_resubmitted_with_the_same_parameters_in_one_click(member_client, member):
+    failed = finished_job(member_client, "Will it pass [fail]")
+    response = member_client.post(reverse("videos-retry", args=[failed.pk]))
+    again = VideoJob.objects.exclude(pk=failed.pk).get()
+    assert response["Location"] == reverse("videos-detail", args=[again.pk])
+    assert (again.prompt, again.model, again.seconds, again.size) == (
+        failed.prompt, failed.model, failed.seconds, failed.size,
+    )  # fmt: skip
+    assert again.upstream_id and again.upstream_id != failed.upstream_id
+    assert again.author == member
+
+
+def test_any_job_opens_as_a_prefilled_create_form(member_client, member):
+    job = VideoJob.objects.create(
+        author=member,
+        model="sora-2-pro",
+        prompt="Tides & <b>moons</b>",
+        seconds=12,
+        size="1792x1024",
+    )
+    page = member_client.get(reverse("videos-gallery"), {"from": job.pk}).content.decode()
+    assert "Tides &amp; &lt;b&gt;moons&lt;/b&gt;</textarea>" in page
+    assert '<option value="sora-2-pro" selected>' in page
+    assert '<option value="1792x1024" selected>' in page
+    assert '<option value="12" selected>' in page
+
+
+def test_author_deletes_a_job_here_and_upstream_leaving_no_files(member_client, provider, settings):
+    job = finished_job(member_client, "Short-lived")
+    media_dir = settings.MEDIA_ROOT / "videos" / str(job.pk)
+    assert media_dir.is_dir()
+    confirm = member_client.get(reverse("videos-delete", args=[job.pk]))
+    assert "Delete this video?" in confirm.content.decode()
+    response = member_client.post(reverse("videos-delete", args=[job.pk]))
+    assert response["Location"] == reverse("videos-gallery")
+    assert not VideoJob.objects.filter(pk=job.pk).exists()
+    assert not media_dir.exists()
+    with pytest.raises(KeyError):
+        provider.job(job.upstream_id)
+
+
+def test_only_the_author_or_an_admin_may_delete(member_client, client, other_member, viewer, admin):
+    job = finished_job(member_client, "Mine")
+    url = reverse("videos-delete", args=[job.pk])
+    for outsider in (other_member, viewer):
+        client.force_login(outsider)
+        assert client.get(url).status_code == 403
+        assert client.post(url).status_code == 403
+        assert (
+            "videos-delete"
+            not in client.get(reverse("videos-detail", args=[job.pk])).content.decode()
+        )
+    assert VideoJob.objects.filter(pk=job.pk).exists()
+    client.force_login(admin)
+    assert client.post(url).status_code == 302
+    assert not VideoJob.objects.filter(pk=job.pk).exists()
+
+
+def test_a_running_job_is_not_deleted(member_client, member):
+    member_client.post(
+        reverse("videos-create"),
+        {"prompt": "Busy", "model": "sora-2", "seconds": "4", "size": "720x1280"},
+    )
+    job = VideoJob.objects.get()
+    assert job.is_active
+    member_client.post(reverse("videos-delete", args=[job.pk]))
+    assert VideoJob.objects.filter(pk=job.pk).exists()
+
+
+def test_viewer_can_neither_remix_nor_retry(client, viewer, member):
+    job = VideoJob.objects.create(
+        author=member, model="sora-2", prompt="p", seconds=4, size="720x1280", status=Status.FAILED
+    )
+    client.force_login(viewer)
+    assert client.post(reverse("videos-retry", args=[job.pk])).status_code == 403
+    assert client.post(reverse("videos-remix", args=[job.pk]), {"prompt": "x"}).status_code == 403
+    assert VideoJob.objects.count() == 1
