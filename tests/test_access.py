@@ -34,6 +34,7 @@ def urls(job: VideoJob) -> list[tuple[str, str]]:
             for v in ("video", "thumbnail", "spritesheet")
         ],
         ("get", reverse("videos-media", args=[job.pk, "video"]) + "?download=1"),
+        ("post", reverse("videos-import")),
         ("post", reverse("videos-remix", args=[job.pk])),
         ("post", reverse("videos-retry", args=[job.pk])),
         ("get", reverse("videos-delete", args=[job.pk])),

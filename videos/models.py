@@ -130,6 +130,8 @@ class VideoJob(models.Model):
     )
 
     # NULL until submitted: many jobs may have no id yet, but an id belongs to one job.
+    # Started elsewhere with the same key and brought in by an import: no author here.
+    imported = models.BooleanField(_("imported"), default=False)
     upstream_id = models.CharField(_("provider job id"), max_length=200, unique=True, null=True)  # noqa: DJ001
     status = models.CharField(
         _("status"), max_length=20, choices=Status.choices, default=Status.PENDING, db_index=True

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, Min
 from django.utils import timezone
 from django_q.tasks import async_task
@@ -393,6 +393,65 @@ def _fetch_failed(job: VideoJob, exc: UpstreamError) -> None:
         job.next_poll_at = now + job.fetch_retry_delay()
     log.warning("job %s: download failed (%s), attempt %s", job.pk, exc, job.fetch_attempts)
     job.save()
+
+
+def import_upstream_jobs(*, page_size: int = 100, max_pages: int = 100) -> int:
+    """Add the provider's jobs that muxweb does not know yet; returns how many were added.
+
+    Pages through `GET /videos` newest first. Running it again adds nothing twice: a job is
+    known by its provider id.
+    """
+    client = default_client()
+    specs = {spec.name: spec for spec in ModelSpec.objects.all()}
+    added = 0
+    after = None
+    for _page in range(max_pages):
+        listing = client.list(limit=page_size, after=after)
+        videos = [v for v in listing.get("data") or [] if isinstance(v, dict) and v.get("id")]
+        known = set(
+            VideoJob.objects.filter(upstream_id__in=[str(v["id"]) for v in videos]).values_list(
+                "upstream_id", flat=True
+            )
+        )
+        for video in videos:
+            if str(video["id"]) not in known and _import_one(video, specs):
+                added += 1
+        if not listing.get("has_more") or not videos:
+            break
+        after = listing.get("last_id") or videos[-1]["id"]
+    if added:
+        kick_poll_sweep()
+    return added
+
+
+def _import_one(video: dict, specs: dict[str, ModelSpec]) -> bool:
+    created = _timestamp(video.get("created_at")) or timezone.now()
+    try:
+        seconds = int(float(video.get("seconds") or 0))
+    except (TypeError, ValueError):
+        seconds = 0
+    model, size = str(video.get("model") or ""), str(video.get("size") or "")
+    spec = specs.get(model)
+    job = VideoJob(
+        imported=True,
+        upstream_id=str(video["id"]),
+        model=model,
+        prompt=str(video.get("prompt") or ""),
+        seconds=seconds,
+        size=size,
+        price_per_second=spec.price_per_second(size) if spec else None,
+        created_at=created,
+        submitted_at=created,
+        status=Status.QUEUED,
+    )
+    try:
+        with transaction.atomic():
+            job.save()
+    except IntegrityError:
+        # Another import added it a moment ago.
+        return False
+    apply_upstream(job, video, poll_after=FIRST_POLL_DELAY)
+    return True
 
 
 def job_media_dir(job: VideoJob) -> Path:

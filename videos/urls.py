@@ -6,6 +6,7 @@ urlpatterns = [
     path("", views.gallery, name="videos-gallery"),
     path("videos/poll", views.gallery_poll, name="videos-gallery-poll"),
     path("videos/new", views.create_job, name="videos-create"),
+    path("videos/import", views.import_jobs, name="videos-import"),
     path("videos/new/options", views.compose_options, name="videos-compose-options"),
     path("videos/<int:pk>/", views.job_detail, name="videos-detail"),
     path("videos/<int:pk>/media/<str:variant>", views.job_media, name="videos-media"),

@@ -15,12 +15,13 @@ from django.db import connection
 from django.db.models import Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 from django.views.decorators.http import require_GET, require_POST
 
 from videos import media, services
 from videos.forms import CreateJobForm, RemixForm
 from videos.models import VARIANTS, ModelSpec, Status, VideoJob
+from videos.upstream.client import UpstreamError
 
 PAGE_SIZE = 24
 POLL_SECONDS = 2
@@ -245,6 +246,30 @@ def remix_job(request: HttpRequest, pk: int) -> HttpResponse:
         remix_of=job,
     )
     return redirect("videos-detail", pk=remix.pk)
+
+
+@require_POST
+def import_jobs(request: HttpRequest) -> HttpResponse:
+    """Admins bring in the jobs started elsewhere with the same provider key."""
+    if not request.user.is_staff:
+        raise PermissionDenied
+    try:
+        added = services.import_upstream_jobs()
+    except UpstreamError as exc:
+        messages.error(
+            request, gettext("The provider refused the listing: %(error)s") % {"error": exc}
+        )
+    else:
+        messages.success(
+            request,
+            ngettext(
+                "Imported %(n)d job from the provider.",
+                "Imported %(n)d jobs from the provider.",
+                added,
+            )
+            % {"n": added},
+        )
+    return redirect("videos-gallery")
 
 
 @require_POST
