@@ -1,5 +1,6 @@
 """The create form, validated against the model catalogue."""
 
+import uuid
 from decimal import Decimal
 
 from django import forms
@@ -24,6 +25,8 @@ class CreateJobForm(forms.Form):
         ),
     )
     model = forms.ChoiceField(label=_("Model"))
+    # One per rendered form: posting the same form twice makes one job, not two paid ones.
+    token = forms.CharField(widget=forms.HiddenInput, required=False, max_length=64)
     seconds = forms.TypedChoiceField(label=_("Duration"), coerce=int)
     size = forms.ChoiceField(label=_("Size"))
 
@@ -33,6 +36,8 @@ class CreateJobForm(forms.Form):
         self.fields["model"].choices = [(spec.name, str(spec)) for spec in specs]
         if specs and not self.is_bound and "model" not in self.initial:
             self.initial["model"] = specs[0].name
+        if not self.is_bound:
+            self.initial["token"] = uuid.uuid4().hex
         # Any value of the catalogue is a valid choice; clean() then checks it against the model,
         # so the message can say what that model allows.
         all_seconds = sorted({s for sp in specs for s in sp.seconds})
@@ -50,8 +55,19 @@ class CreateJobForm(forms.Form):
             (s, label) for s, label in self.fields["size"].choices if not spec or s in spec.sizes
         ]
         if spec and not self.is_bound:
-            self.initial.setdefault("seconds", spec.seconds[0] if spec.seconds else None)
-            self.initial.setdefault("size", spec.sizes[0] if spec.sizes else None)
+            # Keep what was picked where the model allows it, else take the model's first.
+            if self.initial.get("seconds") not in spec.seconds:
+                self.initial["seconds"] = spec.seconds[0] if spec.seconds else None
+            if self.initial.get("size") not in spec.sizes:
+                self.initial["size"] = spec.sizes[0] if spec.sizes else None
+
+    @classmethod
+    def for_choices(cls, specs: list[ModelSpec], data) -> "CreateJobForm":
+        """An unbound form showing these choices (and prompt), fitted to the chosen model."""
+        initial = {k: data.get(k) for k in ("prompt", "model", "size") if data.get(k)}
+        if str(data.get("seconds", "")).isdigit():
+            initial["seconds"] = int(data["seconds"])
+        return cls(specs=specs, initial=initial)
 
     def selected_spec(self) -> ModelSpec | None:
         name = self.data.get("model") if self.is_bound else self.initial.get("model")

@@ -1,9 +1,11 @@
 """Video jobs and the model catalogue, with the per-row rules of a job's lifecycle."""
 
+import re
 from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -47,8 +49,39 @@ class ModelSpec(models.Model):
         return self.label or self.name
 
     def price_per_second(self, size: str) -> Decimal | None:
-        price = self.prices.get(size)
-        return Decimal(str(price)) if price is not None else None
+        price = self.prices.get(size) if isinstance(self.prices, dict) else None
+        try:
+            return Decimal(str(price)) if price is not None else None
+        except ArithmeticError:
+            return None
+
+    def clean(self) -> None:
+        """Admins type these lists by hand: a typo is a form error, not a broken create form."""
+        errors = {}
+        if not self.sizes or not all(
+            isinstance(s, str) and re.fullmatch(r"\d+x\d+", s) for s in self.sizes
+        ):
+            errors["sizes"] = _('A list of at least one size like "1280x720".')
+        if not self.seconds or not all(
+            isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in self.seconds
+        ):
+            errors["seconds"] = _("A list of at least one whole number of seconds, like [4, 8].")
+        if not isinstance(self.prices, dict):
+            errors["prices"] = _(
+                'A mapping of size to price per second, like {"1280x720": "0.10"}.'
+            )
+        else:
+            for size, price in self.prices.items():
+                try:
+                    if Decimal(str(price)) < 0:
+                        raise ArithmeticError
+                except ArithmeticError:
+                    errors["prices"] = _("%(size)s: %(price)s is not a price.") % {
+                        "size": size,
+                        "price": price,
+                    }
+        if errors:
+            raise ValidationError(errors)
 
 
 class Status(models.TextChoices):
@@ -87,6 +120,34 @@ def map_upstream_status(value: object) -> Status | None:
     return UPSTREAM_STATUSES.get(str(value or "").strip().lower())
 
 
+# What the lifecycle writes; saves touch only these, so a stale row never overwrites the rest.
+LIFECYCLE_FIELDS = [
+    "status",
+    "progress",
+    "error_code",
+    "error_message",
+    "completed_at",
+    "expires_at",
+    "next_poll_at",
+    "poll_count",
+    "poll_failures",
+    "poll_interval",
+    "updated_at",
+]
+
+# Messages for the errors muxweb itself records, translated when shown. A provider's own
+# messages are shown as the provider wrote them.
+OWN_ERRORS = {
+    "not_found": _("The provider no longer knows this job."),
+    "submit_outcome_unknown": _(
+        "The provider did not confirm the job: it may have been created anyway. "
+        "Check the provider before generating it again."
+    ),
+    "invalid_response": _("The provider accepted the job but sent no id."),
+    "remix_source_missing": _("The video this remixes is no longer at the provider."),
+}
+
+
 class VideoJobQuerySet(models.QuerySet):
     def needing_work(self) -> "VideoJobQuerySet":
         """Jobs a worker still has to submit, poll or download files for."""
@@ -101,6 +162,27 @@ class VideoJobQuerySet(models.QuerySet):
 
     def for_cards(self) -> "VideoJobQuerySet":
         return self.select_related("author", "remix_of")
+
+    def matching(
+        self, *, text: str = "", status: str = "", author_id: int | None = None, model: str = ""
+    ) -> "VideoJobQuerySet":
+        """The gallery's filters. status "running" means still changing, files being saved too."""
+        jobs = self
+        if text:
+            jobs = jobs.filter(Q(prompt__icontains=text) | Q(upstream_id=text))
+        if status == "running":
+            jobs = jobs.needing_work()
+        elif status == Status.COMPLETED:
+            jobs = jobs.filter(status=status).exclude(
+                assets_fetched_at__isnull=True, fetch_given_up=False
+            )
+        elif status:
+            jobs = jobs.filter(status=status)
+        if author_id is not None:
+            jobs = jobs.filter(author_id=author_id)
+        if model:
+            jobs = jobs.filter(model=model)
+        return jobs
 
 
 class VideoJob(models.Model):
@@ -130,6 +212,8 @@ class VideoJob(models.Model):
     )
 
     # NULL until submitted: many jobs may have no id yet, but an id belongs to one job.
+    # A token of the form that made the job: the same form posted twice makes one job.
+    client_token = models.CharField(max_length=64, unique=True, null=True, blank=True)  # noqa: DJ001
     # Started elsewhere with the same key and brought in by an import: no author here.
     imported = models.BooleanField(_("imported"), default=False)
     upstream_id = models.CharField(_("provider job id"), max_length=200, unique=True, null=True)  # noqa: DJ001
@@ -150,6 +234,7 @@ class VideoJob(models.Model):
     next_poll_at = models.DateTimeField(null=True, blank=True, db_index=True)
     poll_count = models.PositiveIntegerField(default=0)
     poll_failures = models.PositiveSmallIntegerField(default=0)
+    poll_interval = models.FloatField(default=0)
     submit_attempts = models.PositiveSmallIntegerField(default=0)
 
     video = models.FileField(_("video"), blank=True)
@@ -214,6 +299,10 @@ class VideoJob(models.Model):
 
     def has_asset(self, variant: str) -> bool:
         return bool(self.asset(variant))
+
+    @property
+    def display_error(self) -> str:
+        return str(OWN_ERRORS.get(self.error_code, self.error_message))
 
     def may_delete(self, user) -> bool:
         """Its author, or whoever may delete any job (admins)."""

@@ -8,18 +8,20 @@ twice does its work once.
 import logging
 import shutil
 import time
-from concurrent.futures import ThreadPoolExecutor
+import uuid
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import F, Min
+from django.db import DatabaseError, IntegrityError, transaction
+from django.db.models import Count, F, Min
 from django.utils import timezone
 from django_q.tasks import async_task
 
 from videos.media import EXTENSIONS, expected_types, sniff_content_type
 from videos.models import (
+    LIFECYCLE_FIELDS,
     MAX_FETCH_ATTEMPTS,
     MAX_RENDER_TIME,
     Lease,
@@ -33,21 +35,23 @@ from videos.upstream.client import UpstreamError, default_client
 log = logging.getLogger(__name__)
 
 MAX_SUBMIT_ATTEMPTS = 5
-# Consecutive failed polls before a job is given up: a 404 means the provider forgot it.
-MAX_POLL_FAILURES = 20
+# A job the provider answers 404 for this many times in a row is taken as forgotten.
 MAX_NOT_FOUND = 3
-# Without a hint from the provider, polls start this often and slow down while nothing moves.
 FIRST_POLL_DELAY = 1.0
+# Polls start this often and slow down while a job makes no progress.
+BASE_POLL_INTERVAL = 2.0
 MIN_POLL_INTERVAL = 1.0
 MAX_POLL_INTERVAL = 30.0
+MAX_POLL_BACKOFF = 300.0
 # How long a queued task may take before the sweep hands the same job out again.
 TASK_LEASE = timedelta(minutes=6)
 # One sweep task runs this long, then hands over to a fresh task (a worker is never held for long).
-SWEEP_SECONDS = 25.0
+SWEEP_SECONDS = 10.0
 SWEEP_LEASE = "poll-sweep"
 # A job due later than this is left to the scheduled sweep that runs every minute.
 SWEEP_HANDOFF_SECONDS = 50.0
 POLL_CONCURRENCY = 8
+POLL_READ_TIMEOUT = 15.0
 SWEEP_BATCH = 200
 
 
@@ -59,18 +63,33 @@ def create_job(
     seconds: int,
     size: str,
     remix_of: VideoJob | None = None,
+    client_token: str | None = None,
 ) -> VideoJob:
-    """Record a new job and submit it to the provider once the row is committed."""
-    job = VideoJob.objects.create(
-        author=author,
-        model=spec.name,
-        prompt=prompt,
-        seconds=seconds,
-        size=size,
-        price_per_second=spec.price_per_second(size),
-        remix_of=remix_of,
-        next_poll_at=timezone.now() + TASK_LEASE,
-    )
+    """Record a new job and submit it to the provider once the row is committed.
+
+    `client_token` comes from the form: the same form posted twice (a double click, a resent
+    request) gives back the job it made the first time instead of paying for a second one.
+    """
+    if client_token:
+        existing = VideoJob.objects.filter(client_token=client_token).first()
+        if existing is not None:
+            return existing
+    try:
+        with transaction.atomic():
+            job = VideoJob.objects.create(
+                author=author,
+                model=spec.name,
+                prompt=prompt,
+                seconds=seconds,
+                size=size,
+                price_per_second=spec.price_per_second(size),
+                remix_of=remix_of,
+                client_token=client_token or None,
+                next_poll_at=timezone.now() + TASK_LEASE,
+            )
+    except IntegrityError:
+        # The same form, posted twice at the same moment.
+        return VideoJob.objects.get(client_token=client_token)
     transaction.on_commit(lambda: async_task("videos.tasks.submit_job", job.pk))
     return job
 
@@ -86,9 +105,12 @@ def submit_job(job_id: int) -> None:
     if not claimed:
         return
     job = VideoJob.objects.select_related("remix_of").get(pk=job_id)
+    if job.remix_of_id and not (job.remix_of and job.remix_of.upstream_id):
+        _fail(job, "remix_source_missing", "The video this remixes is no longer at the provider.")
+        return
     client = default_client()
     try:
-        if job.remix_of_id and job.remix_of.upstream_id:
+        if job.remix_of_id:
             video = client.remix(job.remix_of.upstream_id, job.prompt)
         else:
             video = client.create(
@@ -97,49 +119,64 @@ def submit_job(job_id: int) -> None:
     except UpstreamError as exc:
         _submit_failed(job, exc)
         return
-    job.upstream_id = str(video.get("id") or "") or None
-    job.submitted_at = timezone.now()
-    job.error_code = job.error_message = ""
-    if not job.upstream_id:
-        job.status = Status.FAILED
-        job.error_code = "invalid_response"
-        job.error_message = "The provider accepted the job but sent no id."
-        job.save()
+    upstream_id = str(video.get("id") or "")
+    if not upstream_id:
+        _fail(job, "invalid_response", "The provider accepted the job but sent no id.")
         return
+    # The id first, on its own: whatever happens next, this paid job is never lost track of.
+    VideoJob.objects.filter(pk=job.pk, status=Status.SUBMITTING).update(
+        upstream_id=upstream_id, submitted_at=timezone.now(), status=Status.QUEUED
+    )
+    job.refresh_from_db()
     apply_upstream(job, video, poll_after=FIRST_POLL_DELAY)
     kick_poll_sweep()
 
 
 def _submit_failed(job: VideoJob, exc: UpstreamError) -> None:
-    # A create is a paid generation: resubmit only when the provider surely did not take it
-    # (no connection, or it answered 429/5xx). An unknown outcome is never resent blindly.
-    answered_no = exc.status is not None and exc.is_transient
-    if (not exc.sent or answered_no) and job.submit_attempts < MAX_SUBMIT_ATTEMPTS:
-        delay = exc.retry_after or 5 * 2 ** (job.submit_attempts - 1)
+    # A create is a paid generation. Resend it only when the provider surely did not take it: no
+    # connection was made, or it said "rate limited". A 4xx is a clear no. Anything else (5xx,
+    # a timeout, a garbled 200) may have created the job upstream and is never resent blindly.
+    if (not exc.sent or exc.status == 429) and job.submit_attempts < MAX_SUBMIT_ATTEMPTS:
+        delay = min(exc.retry_after or 5 * 2 ** (job.submit_attempts - 1), 300)
         job.status = Status.PENDING
-        job.next_poll_at = timezone.now() + timedelta(seconds=min(delay, 300))
+        job.next_poll_at = timezone.now() + timedelta(seconds=delay)
         job.error_code = exc.code or "retrying"
         job.error_message = exc.message
         log.warning("job %s: submit failed (%s), retrying in %ss", job.pk, exc, delay)
-    elif exc.sent and exc.status is None:
-        _fail_unknown_submit(job)
-        return
+        _save_lifecycle(job)
+    elif exc.status is not None and 400 <= exc.status < 500:
+        _fail(job, exc.code or f"http_{exc.status}", exc.message)
     else:
-        job.status = Status.FAILED
-        job.error_code = exc.code or (f"http_{exc.status}" if exc.status else "unreachable")
-        job.error_message = exc.message
-    job.save()
+        _fail(job, "submit_outcome_unknown", f"{UNKNOWN_SUBMIT_MESSAGE} ({exc})")
 
 
-def _fail_unknown_submit(job: VideoJob) -> None:
+UNKNOWN_SUBMIT_MESSAGE = (
+    "The provider did not confirm the job: it may have been created anyway. "
+    "Check the provider before generating it again."
+)
+
+
+def _fail(job: VideoJob, code: str, message: str) -> None:
     job.status = Status.FAILED
-    job.error_code = "submit_outcome_unknown"
-    job.error_message = (
-        "The provider did not confirm the job: it may have been created anyway. "
-        "Check the provider before generating it again."
-    )
+    job.error_code = code
+    job.error_message = message
     job.next_poll_at = None
-    job.save()
+    _save_lifecycle(job)
+
+
+def _save_lifecycle(job: VideoJob) -> bool:
+    """Save the fields the lifecycle owns; False if the row is gone (deleted meanwhile).
+
+    Never a full save: a stale row must not overwrite what a user changed, nor bring back a job
+    deleted while its poll was under way.
+    """
+    try:
+        job.save(update_fields=LIFECYCLE_FIELDS)
+    except DatabaseError:
+        if VideoJob.objects.filter(pk=job.pk).exists():
+            raise
+        return False
+    return True
 
 
 def _timestamp(value: object) -> datetime | None:
@@ -166,6 +203,7 @@ def apply_upstream(job: VideoJob, video: dict, *, poll_after: float | None = Non
     job.status = status
     job.progress = max(progress, job.progress) if status != Status.FAILED else progress
     job.poll_failures = 0
+    job.poll_count += 1
     job.expires_at = _timestamp(video.get("expires_at")) or job.expires_at
 
     if status == Status.FAILED:
@@ -181,57 +219,56 @@ def apply_upstream(job: VideoJob, video: dict, *, poll_after: float | None = Non
         job.completed_at = _timestamp(video.get("completed_at")) or job.completed_at or now
         job.error_code = job.error_message = ""
         job.next_poll_at = None
+    elif job.is_overdue(now):
+        job.status = Status.FAILED
+        job.error_code = "timeout"
+        job.error_message = f"The provider did not finish the job within {MAX_RENDER_TIME}."
+        job.next_poll_at = None
     else:
-        if job.is_overdue(now):
-            job.status = Status.FAILED
-            job.error_code = "timeout"
-            job.error_message = f"The provider did not finish the job within {MAX_RENDER_TIME}."
-            job.next_poll_at = None
-        else:
-            job.next_poll_at = now + timedelta(
-                seconds=_poll_interval(job, poll_after, previous_progress)
-            )
-    job.poll_count += 1
-    job.save()
-
+        job.error_code = job.error_message = ""
+        job.poll_interval = _poll_interval(job, poll_after, progressed=progress > previous_progress)
+        job.next_poll_at = now + timedelta(seconds=job.poll_interval)
+    if not _save_lifecycle(job):
+        return
     if job.status == Status.COMPLETED and previous_status != Status.COMPLETED:
         enqueue_fetch(job)
 
 
-def _poll_interval(job: VideoJob, poll_after: float | None, previous_progress: int) -> float:
-    if poll_after is not None:
-        return max(poll_after, MIN_POLL_INTERVAL)
-    # Nothing moved since the last look: wait half as long again, up to the cap.
-    if job.progress <= previous_progress and job.poll_count > 0:
-        return min(MIN_POLL_INTERVAL * 2 * 1.5 ** min(job.poll_count, 12), MAX_POLL_INTERVAL)
-    return MIN_POLL_INTERVAL * 2
+def _poll_interval(job: VideoJob, poll_after: float | None, *, progressed: bool) -> float:
+    """The wait before the next poll: half as long again each time nothing moved, back to the
+    start when it did, and never shorter than the provider asks for."""
+    if progressed or not job.poll_interval:
+        interval = BASE_POLL_INTERVAL
+    else:
+        interval = min(job.poll_interval * 1.5, MAX_POLL_INTERVAL)
+    return max(interval, poll_after or 0.0, MIN_POLL_INTERVAL)
 
 
 def record_poll_failure(job: VideoJob, exc: UpstreamError) -> None:
-    """A poll failed: back off, and give the job up once the provider has clearly lost it."""
+    """A poll failed. Only a job the provider clearly lost (404 a few times) is given up; other
+    errors (a rotated key, rate limits, outages) back off and show on the job meanwhile."""
+    now = timezone.now()
     job.poll_failures += 1
-    limit = MAX_NOT_FOUND if exc.status == 404 else MAX_POLL_FAILURES
-    if job.poll_failures >= limit or (
-        exc.status is not None and not exc.is_transient and exc.status != 404
-    ):
-        job.status = Status.FAILED
-        job.error_code = "not_found" if exc.status == 404 else (exc.code or f"http_{exc.status}")
-        job.error_message = (
-            "The provider no longer knows this job." if exc.status == 404 else exc.message
-        )
-        job.next_poll_at = None
-    else:
-        delay = exc.retry_after or min(2**job.poll_failures, 300)
-        job.next_poll_at = timezone.now() + timedelta(seconds=delay)
+    if exc.status == 404 and job.poll_failures >= MAX_NOT_FOUND:
+        _fail(job, "not_found", "The provider no longer knows this job.")
+        return
+    if job.is_overdue(now):
+        _fail(job, exc.code or "timeout", f"The provider did not finish the job in time: {exc}")
+        return
+    delay = min(max(exc.retry_after or 0, 2 ** min(job.poll_failures, 8)), MAX_POLL_BACKOFF)
+    job.next_poll_at = now + timedelta(seconds=delay)
+    job.error_code = exc.code or (f"http_{exc.status}" if exc.status else "unreachable")
+    job.error_message = exc.message
     log.warning("job %s: poll failed (%s), %s in a row", job.pk, exc, job.poll_failures)
-    job.save()
+    _save_lifecycle(job)
 
 
 def poll_jobs(jobs: list[VideoJob]) -> None:
-    """Ask the provider about several jobs at once, then record the answers one by one."""
+    """Ask the provider about several jobs at once, recording each answer as it arrives."""
     if not jobs:
         return
-    client = default_client()
+    # Polls are small: a short read timeout keeps one slow answer from holding up a sweep.
+    client = default_client().with_read_timeout(POLL_READ_TIMEOUT)
 
     def retrieve(job: VideoJob) -> tuple[dict, float | None] | UpstreamError:
         try:
@@ -240,14 +277,15 @@ def poll_jobs(jobs: list[VideoJob]) -> None:
             return exc
 
     with ThreadPoolExecutor(max_workers=min(POLL_CONCURRENCY, len(jobs))) as pool:
-        answers = list(pool.map(retrieve, jobs))
-    # Database writes stay on this thread: SQLite connections are per thread.
-    for job, answer in zip(jobs, answers, strict=True):
-        if isinstance(answer, UpstreamError):
-            record_poll_failure(job, answer)
-        else:
-            video, poll_after = answer
-            apply_upstream(job, video, poll_after=poll_after)
+        futures = {pool.submit(retrieve, job): job for job in jobs}
+        # Database writes stay on this thread: SQLite connections are per thread.
+        for future in as_completed(futures):
+            job, answer = futures[future], future.result()
+            if isinstance(answer, UpstreamError):
+                record_poll_failure(job, answer)
+            else:
+                video, poll_after = answer
+                apply_upstream(job, video, poll_after=poll_after)
 
 
 def poll_due_jobs(now: datetime | None = None) -> int:
@@ -264,7 +302,7 @@ def poll_due_jobs(now: datetime | None = None) -> int:
         elif job.status == Status.SUBMITTING:
             # Its lease ran out: the worker submitting it died, and whether the provider got the
             # create is unknown. It is not resent blindly: that could pay for it twice.
-            _fail_unknown_submit(job)
+            _fail(job, "submit_outcome_unknown", UNKNOWN_SUBMIT_MESSAGE)
         elif job.status == Status.COMPLETED:
             enqueue_fetch(job)
         else:
@@ -285,12 +323,12 @@ def _claim(job: VideoJob, now: datetime) -> bool:
 
 def seconds_until_next_due() -> float | None:
     """When the soonest job needs a worker, in seconds from now; None when nothing does."""
-    if not VideoJob.objects.needing_work().exists():
+    soonest = VideoJob.objects.needing_work().aggregate(at=Min("next_poll_at"), count=Count("id"))
+    if not soonest["count"]:
         return None
-    soonest = VideoJob.objects.needing_work().aggregate(at=Min("next_poll_at"))["at"]
-    if soonest is None:
+    if soonest["at"] is None:
         return 0.0
-    return max((soonest - timezone.now()).total_seconds(), 0.0)
+    return max((soonest["at"] - timezone.now()).total_seconds(), 0.0)
 
 
 def kick_poll_sweep() -> None:
@@ -311,7 +349,6 @@ def run_poll_sweep() -> None:
     if not Lease.claim(SWEEP_LEASE, timedelta(seconds=SWEEP_SECONDS + 120)):
         return
     deadline = time.monotonic() + SWEEP_SECONDS
-    carry_on = False
     try:
         while True:
             poll_due_jobs()
@@ -320,12 +357,14 @@ def run_poll_sweep() -> None:
                 break
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                carry_on = True
                 break
             time.sleep(min(max(wait, 0.2), remaining))
     finally:
         Lease.release(SWEEP_LEASE)
-    if carry_on:
+    # Asked again after the release: a job submitted while this sweep was ending found the lease
+    # held and did not start one of its own.
+    wait = seconds_until_next_due()
+    if wait is not None and wait <= SWEEP_HANDOFF_SECONDS:
         async_task("videos.tasks.poll_sweep", sync=False)
 
 
@@ -341,48 +380,62 @@ def asset_name(job: VideoJob, variant: str, content_type: str) -> str:
 def fetch_assets(job_id: int) -> None:
     """Copy a completed job's video, thumbnail and spritesheet into our own storage.
 
-    Each file is checked by its bytes before it is kept. Failures retry with backoff until the
-    provider's copy expires.
+    Each file is checked by its bytes before it is kept, and renamed into place whole, so two
+    runs at once (the queue delivers at least once) still end with one set of files. Failures
+    retry with backoff until the provider's copy expires.
     """
     job = VideoJob.objects.filter(pk=job_id).first()
     if job is None or not job.is_fetching or not job.upstream_id:
         return
-    claimed = VideoJob.objects.filter(pk=job.pk, fetch_attempts=job.fetch_attempts).update(
-        fetch_attempts=F("fetch_attempts") + 1, next_poll_at=timezone.now() + TASK_LEASE
-    )
+    claimed = VideoJob.objects.filter(
+        pk=job.pk, fetch_attempts=job.fetch_attempts, assets_fetched_at__isnull=True
+    ).update(fetch_attempts=F("fetch_attempts") + 1, next_poll_at=timezone.now() + TASK_LEASE)
     if not claimed:
         return
     job.refresh_from_db()
     client = default_client()
-    media_root = Path(settings.MEDIA_ROOT)
+    media_dir = job_media_dir(job)
     try:
         # The thumbnail first: the gallery card can show it while the video still downloads.
         for variant in ("thumbnail", "spritesheet", "video"):
             if job.has_asset(variant):
                 continue
-            staging = media_root / f"videos/{job.pk}/{variant}.download"
-            client.download(job.upstream_id, variant, staging)
-            content_type = sniff_content_type(staging)
-            if content_type not in expected_types(variant):
+            staging = media_dir / f".{variant}.{uuid.uuid4().hex}.download"
+            try:
+                client.download(job.upstream_id, variant, staging)
+                content_type = sniff_content_type(staging)
+                if content_type not in expected_types(variant):
+                    raise UpstreamError(
+                        f"the provider's {variant} is not a {variant} file "
+                        f"({content_type or 'unknown type'})"
+                    )
+                name = asset_name(job, variant, content_type)
+                staging.replace(Path(settings.MEDIA_ROOT) / name)
+            finally:
                 staging.unlink(missing_ok=True)
-                raise UpstreamError(
-                    f"the provider's {variant} is not a {variant} file "
-                    f"({content_type or 'unknown type'})"
-                )
-            name = asset_name(job, variant, content_type)
-            staging.replace(media_root / name)
             job.asset(variant).name = name
-            job.save(update_fields=[variant, "updated_at"])
-    except UpstreamError as exc:
+            if not _save_fields(job, [variant]):
+                return
+    except (UpstreamError, OSError) as exc:
         _fetch_failed(job, exc)
         return
     job.assets_fetched_at = timezone.now()
     job.fetch_error = ""
     job.next_poll_at = None
-    job.save()
+    _save_fields(job, ["assets_fetched_at", "fetch_error", "next_poll_at"])
 
 
-def _fetch_failed(job: VideoJob, exc: UpstreamError) -> None:
+def _save_fields(job: VideoJob, fields: list[str]) -> bool:
+    try:
+        job.save(update_fields=[*fields, "updated_at"])
+    except DatabaseError:
+        if VideoJob.objects.filter(pk=job.pk).exists():
+            raise
+        return False
+    return True
+
+
+def _fetch_failed(job: VideoJob, exc: Exception) -> None:
     now = timezone.now()
     job.fetch_error = str(exc)
     expired = job.expires_at is not None and now >= job.expires_at
@@ -392,7 +445,7 @@ def _fetch_failed(job: VideoJob, exc: UpstreamError) -> None:
     else:
         job.next_poll_at = now + job.fetch_retry_delay()
     log.warning("job %s: download failed (%s), attempt %s", job.pk, exc, job.fetch_attempts)
-    job.save()
+    _save_fields(job, ["fetch_error", "fetch_given_up", "next_poll_at"])
 
 
 def import_upstream_jobs(*, page_size: int = 100, max_pages: int = 100) -> int:

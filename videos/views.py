@@ -4,6 +4,7 @@ Regions that htmx refreshes are inline partials of the page templates ("page.htm
 """
 
 import hashlib
+from pathlib import Path
 from urllib.parse import urlencode
 
 from django.contrib import messages
@@ -12,7 +13,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import connection
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext, ngettext
@@ -29,9 +30,17 @@ POLL_SECONDS = 2
 MAX_POLL_IDS = 100
 
 
+def require_team(request: HttpRequest) -> None:
+    """The history is the team's: members, viewers and admins see all of it; an account in no
+    team group sees nothing until an admin adds it."""
+    if not request.user.has_perm("videos.view_videojob"):
+        raise PermissionDenied(gettext("Ask an admin to add your account to the team."))
+
+
 def get_job_for_user(request: HttpRequest, pk: int, *, action: str = "view") -> VideoJob:
     """The job if this user may see it (the whole team sees the whole history), else 404;
     403 if they may see it but not do `action` ("create" from it, or "delete" it)."""
+    require_team(request)
     job = VideoJob.objects.for_cards().filter(pk=pk).first()
     if job is None:
         raise Http404
@@ -58,25 +67,17 @@ def filtered_jobs(request: HttpRequest) -> tuple[QuerySet[VideoJob], dict]:
         "author": request.GET.get("author", ""),
         "model": request.GET.get("model", "")[:100],
     }
-    jobs = VideoJob.objects.for_cards()
-    if filters["q"]:
-        jobs = jobs.filter(Q(prompt__icontains=filters["q"]) | Q(upstream_id=filters["q"]))
-    if filters["status"] == "running":
-        jobs = jobs.filter(
-            status__in=[Status.PENDING, Status.SUBMITTING, Status.QUEUED, Status.IN_PROGRESS]
-        )
-    elif filters["status"] in (Status.COMPLETED, Status.FAILED):
-        jobs = jobs.filter(status=filters["status"])
-    else:
+    if filters["status"] not in ("running", Status.COMPLETED, Status.FAILED):
         filters["status"] = ""
-    if filters["author"] == "me":
-        jobs = jobs.filter(author=request.user)
-    elif filters["author"].isdigit():
-        jobs = jobs.filter(author_id=int(filters["author"]))
-    else:
+    if filters["author"] != "me" and not filters["author"].isdigit():
         filters["author"] = ""
-    if filters["model"]:
-        jobs = jobs.filter(model=filters["model"])
+    author_id = request.user.pk if filters["author"] == "me" else filters["author"]
+    jobs = VideoJob.objects.for_cards().matching(
+        text=filters["q"],
+        status=filters["status"],
+        author_id=int(author_id) if author_id else None,
+        model=filters["model"],
+    )
     return jobs, filters
 
 
@@ -116,6 +117,7 @@ def duplicate_of(request: HttpRequest) -> dict:
 
 
 def gallery(request: HttpRequest) -> HttpResponse:
+    require_team(request)
     context = gallery_context(request)
     if request.htmx and request.htmx.target == "results":
         return render(request, "videos/gallery.html#results", context)
@@ -138,6 +140,7 @@ def version_of(jobs) -> str:
 @require_GET
 def gallery_poll(request: HttpRequest) -> HttpResponse:
     """Refresh the running cards of an open gallery: 204 when none changed."""
+    require_team(request)
     # htmx sends one `ids` per running card; a comma-separated list works too.
     raw_ids = [part for value in request.GET.getlist("ids") for part in value.split(",")]
     ids = [int(i) for i in raw_ids if i.isdigit()][:MAX_POLL_IDS]
@@ -154,18 +157,7 @@ def compose_options(request: HttpRequest) -> HttpResponse:
     """The model-dependent part of the create form, redrawn when the model changes."""
     if not can_create(request.user):
         raise PermissionDenied
-    data = request.GET.copy()
-    form = CreateJobForm(
-        specs=catalogue(),
-        initial={k: data.get(k) for k in ("model", "seconds", "size") if data.get(k)},
-    )
-    spec = form.selected_spec()
-    if spec:
-        # Keep what the user picked where the new model allows it.
-        if data.get("seconds", "").isdigit() and int(data["seconds"]) not in spec.seconds:
-            form.initial["seconds"] = spec.seconds[0]
-        if data.get("size") not in spec.sizes:
-            form.initial["size"] = spec.sizes[0]
+    form = CreateJobForm.for_choices(catalogue(), request.GET)
     return render(request, "videos/gallery.html#compose-options", {"form": form})
 
 
@@ -173,6 +165,10 @@ def compose_options(request: HttpRequest) -> HttpResponse:
 def create_job(request: HttpRequest) -> HttpResponse:
     if not can_create(request.user):
         raise PermissionDenied
+    if request.POST.get("refresh"):
+        # Without JavaScript, "Update choices" redraws the form for the chosen model.
+        form = CreateJobForm.for_choices(catalogue(), request.POST)
+        return render(request, "videos/gallery.html", gallery_context(request, form))
     form = CreateJobForm(request.POST, specs=catalogue())
     if not form.is_valid():
         if request.htmx:
@@ -186,6 +182,7 @@ def create_job(request: HttpRequest) -> HttpResponse:
         prompt=data["prompt"],
         seconds=data["seconds"],
         size=data["size"],
+        client_token=data["token"] or None,
     )
     if not request.htmx:
         return redirect("videos-gallery")
@@ -315,7 +312,7 @@ def job_media(request: HttpRequest, pk: int, variant: str) -> HttpResponse:
     if not field:
         raise Http404
     try:
-        path = media.Path(field.path)
+        path = Path(field.path)
         download = None
         if request.GET.get("download"):
             download = f"muxweb-{job.pk}-{variant}{path.suffix}"

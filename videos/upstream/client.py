@@ -15,6 +15,7 @@ from typing import Any
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import NewConnectionError
+from urllib3.util.retry import Retry
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,19 @@ def pooled_session() -> requests.Session:
     with _session_lock:
         if _session is None:
             session = requests.Session()
-            adapter = HTTPAdapter(pool_connections=4, pool_maxsize=32, max_retries=0)
+            # Connections the provider closed while idle are retried at once: for every call when
+            # nothing was sent yet, for reads only when something was (a create is never resent).
+            retries = Retry(
+                total=2,
+                connect=2,
+                read=1,
+                status=0,
+                other=0,
+                allowed_methods=frozenset({"GET", "HEAD", "DELETE"}),
+                backoff_factor=0.1,
+                raise_on_status=False,
+            )
+            adapter = HTTPAdapter(pool_connections=4, pool_maxsize=32, max_retries=retries)
             session.mount("http://", adapter)
             session.mount("https://", adapter)
             _session = session
@@ -86,12 +99,12 @@ class UpstreamTimeout(UpstreamError):
 def _retry_after(response: requests.Response) -> float | None:
     if ms := response.headers.get("retry-after-ms"):
         try:
-            return float(ms) / 1000
+            return max(float(ms) / 1000, 0.0)
         except ValueError:
             pass
     if seconds := response.headers.get("Retry-After"):
         try:
-            return float(seconds)
+            return max(float(seconds), 0.0)
         except ValueError:
             return None
     return None
@@ -139,6 +152,11 @@ class VideosClient:
     def __repr__(self) -> str:
         return f"<VideosClient {self.base_url}>"
 
+    def with_read_timeout(self, seconds: float) -> "VideosClient":
+        """The same client, waiting at most `seconds` for an answer (never longer than now)."""
+        timeout = (self.timeout[0], min(self.timeout[1], seconds))
+        return VideosClient(self.base_url, self._api_key, timeout=timeout, session=self.session)
+
     def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         headers = kwargs.pop("headers", {})
         headers["Authorization"] = f"Bearer {self._api_key}"
@@ -157,6 +175,9 @@ class VideosClient:
             if _never_connected(exc):
                 raise UpstreamUnreachable("the provider could not be reached", sent=False) from None
             raise UpstreamTimeout("the connection to the provider broke") from None
+        except requests.RequestException as exc:
+            # Its message may quote a header, the key among them: only the type is kept.
+            raise UpstreamError(f"the request failed ({type(exc).__name__})") from None
         if response.status_code >= 400:
             try:
                 raise error_from_response(response)
