@@ -11,7 +11,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def job(member, settings, tmp_path) -> VideoJob:
     job = VideoJob.objects.create(
-        author=member, model="sora-2", prompt="p", seconds=4, size="1280x720"
+        author=member, model="sora-2", prompt="A shared secret garden", seconds=4, size="1280x720"
     )
     for variant, ext in (("video", ".mp4"), ("thumbnail", ".webp"), ("spritesheet", ".jpg")):
         path = settings.MEDIA_ROOT / f"videos/{job.pk}/{variant}{ext}"
@@ -62,7 +62,7 @@ def test_health_check_needs_no_login(client, db):
 @pytest.mark.parametrize("persona", ["viewer", "member", "other_member", "admin"])
 def test_every_team_member_sees_the_shared_history_and_its_files(client, job, persona, request):
     client.force_login(request.getfixturevalue(persona))
-    assert "p" in client.get(reverse("videos-gallery")).content.decode()
+    assert "A shared secret garden" in client.get(reverse("videos-gallery")).content.decode()
     assert client.get(reverse("videos-detail", args=[job.pk])).status_code == 200
     assert client.get(reverse("videos-media", args=[job.pk, "video"])).status_code == 200
 
@@ -84,4 +84,5 @@ def test_csrf_is_enforced_on_create(member, catalogue):
         {"prompt": "x", "model": "sora-2", "seconds": "4", "size": "1280x720"},
     )
     assert response.status_code == 403
+    assert "CSRF" in response.content.decode()
     assert VideoJob.objects.count() == 0

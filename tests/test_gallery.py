@@ -71,6 +71,7 @@ def test_poll_answers_204_when_nothing_changed_and_cards_when_something_did(
 def test_poll_stops_when_nothing_runs(member_client, member):
     (job,) = make_jobs([member], 1, status=Status.COMPLETED)
     response = member_client.get(reverse("videos-gallery-poll"), {"ids": str(job.pk), "v": "old"})
+    assert response.status_code == 200
     page = response.content.decode()
     assert '<div id="poller">' in page  # no trigger left: htmx stops polling
     assert 'class="poll-id"' not in page

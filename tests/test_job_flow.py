@@ -58,7 +58,7 @@ def test_completed_job_page_plays_and_offers_downloads(member_client, member):
     assert f"{video_url}?download=1" in page
     assert reverse("videos-media", args=[job.pk, "spritesheet"]) + "?download=1" in page
     assert job.upstream_id in page
-    assert "mia" in page
+    assert "<dd>mia</dd>" in page
     assert "hx-trigger" not in page, "a finished job's page stops polling"
 
 

@@ -95,7 +95,10 @@ def test_files_that_expire_before_download_are_given_up_and_the_page_says_so(
     assert "could not be saved before the provider deleted them" in page
 
 
-def test_the_api_key_never_reaches_a_page(member_client, admin, client, provider, settings):
+def test_the_api_key_never_reaches_a_page_or_a_log(
+    caplog, member_client, admin, client, provider, settings
+):
+    caplog.set_level("DEBUG")
     settings.MUXWEB_API_KEY = "sk-distinctive-secret-1234"
     provider_key = provider.api_key
     provider.api_key = settings.MUXWEB_API_KEY
@@ -113,8 +116,10 @@ def test_the_api_key_never_reaches_a_page(member_client, admin, client, provider
         reverse("videos-detail", args=[job.pk]),
         reverse("admin:videos_videojob_change", args=[job.pk]),
         reverse("admin:django_q_success_changelist"),
+        reverse("admin:django_q_failure_changelist"),
     ]
     for url in pages:
         response = client.get(url)
         assert response.status_code == 200, url
         assert "sk-distinctive-secret-1234" not in response.content.decode(), url
+    assert "sk-distinctive-secret-1234" not in caplog.text
