@@ -7,6 +7,7 @@ and Redis; MUXWEB_API_BASE and MUXWEB_API_KEY switch to a real provider.
 
 import os
 import secrets
+import time
 from pathlib import Path
 
 import dj_database_url
@@ -61,10 +62,19 @@ def _secret_key() -> str:
     if key := env_str("SECRET_KEY"):
         return key
     path = DATA_DIR / "secret_key"
-    if not path.exists():
-        path.write_text(secrets.token_urlsafe(50))
-        path.chmod(0o600)
-    return path.read_text().strip()
+    try:
+        # Created once, readable by this user only; processes starting together race safely.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(50))
+    for _attempt in range(50):
+        if key := path.read_text().strip():
+            return key
+        time.sleep(0.01)  # its creator is still writing it
+    raise ImproperlyConfigured(f"{path} is empty: delete it or set SECRET_KEY")
 
 
 SECRET_KEY = _secret_key()
