@@ -50,6 +50,7 @@ def page(browser, live_server) -> Page:
 def log_in(page: Page, username: str, password: str) -> None:
     page.goto("/")
     expect(page).to_have_url(re.compile(r"/accounts/login/"))
+    page.screenshot(path=ARTIFACTS / "login.png")
     page.fill("#id_username", username)
     page.fill("#id_password", password)
     page.click("main button[type=submit]")

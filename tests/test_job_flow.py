@@ -97,3 +97,36 @@ def test_job_the_provider_rejects_at_submit_fails_with_its_error(member_client, 
     assert job.error_code == "invalid_api_key"
     assert job.error_message
     assert "wrong-key" not in job.error_message
+
+
+def test_completed_job_keeps_its_video_after_the_provider_forgets_it(member_client, provider):
+    job = run_until_settled(post_job(member_client, "Kept forever"))
+    provider.reset()  # the provider deleted everything, as it does after expiry
+    page = member_client.get(reverse("videos-detail", args=[job.pk])).content.decode()
+    assert 'class="player"' in page
+    response = member_client.get(
+        reverse("videos-media", args=[job.pk, "video"]), headers={"Range": "bytes=0-15"}
+    )
+    assert response.status_code == 206
+    assert b"".join(response.streaming_content)[4:8] == b"ftyp"
+
+
+def test_job_page_poll_answers_204_until_the_job_changes(
+    member_client, django_assert_max_num_queries
+):
+    job = post_job(member_client, "Watched closely")
+    page = member_client.get(reverse("videos-detail", args=[job.pk])).content.decode()
+    poll_url = (
+        page.split('id="job-status" class="job-page" hx-get="')[1]
+        .split('"')[0]
+        .replace("&amp;", "&")
+    )
+    headers = {"HX-Request": "true", "HX-Target": "job-status"}
+    with django_assert_max_num_queries(6):
+        assert member_client.get(poll_url, headers=headers).status_code == 204
+    job = run_until_settled(job)
+    response = member_client.get(poll_url, headers=headers)
+    assert response.status_code == 200
+    fragment = response.content.decode()
+    assert fragment.lstrip().startswith('<div id="job-status"')
+    assert "hx-trigger" not in fragment, "the finished job's page stops polling"
