@@ -1,11 +1,13 @@
 """In a real headless Chromium: log in, generate, watch the card complete without a reload, play."""
 
+import io
 import os
 import re
 import time
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from playwright.sync_api import Page, expect, sync_playwright
 
 from tests.conftest import ARTIFACTS
@@ -47,6 +49,12 @@ def page(browser, live_server) -> Page:
     context.close()
 
 
+def red_png(width: int, height: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (220, 20, 20)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
 def log_in(page: Page, username: str, password: str) -> None:
     page.goto("/")
     expect(page).to_have_url(re.compile(r"/accounts/login/"))
@@ -71,6 +79,13 @@ def test_member_generates_a_video_and_watches_it_complete_without_reload(
     page.select_option("#id_size", "1280x720")
     page.select_option("#id_seconds", "4")
     expect(page.locator("#estimate")).to_have_text("$1.20")
+    page.set_input_files(
+        "#id_input_reference",
+        files=[{"name": "first-frame.png", "mimeType": "image/png", "buffer": red_png(640, 640)}],
+    )
+    expect(page.locator("#reference-preview img")).to_have_attribute("src", re.compile("^blob:"))
+    expect(page.locator("#reference-preview img")).to_have_css("aspect-ratio", "1280 / 720")
+    page.screenshot(path=ARTIFACTS / "composer-reference.png")
     page.evaluate("window.stillTheSamePage = true")
     page.click("button:has-text('Generate')")
 
@@ -119,5 +134,6 @@ def test_member_generates_a_video_and_watches_it_complete_without_reload(
     )
     expect(page.locator(".job-facts")).to_contain_text("sora-2-pro")
     expect(page.locator(".downloads a")).to_have_count(3)
+    expect(page.locator("img.reference-thumb")).to_be_visible()
     page.screenshot(path=ARTIFACTS / "job-page.png", full_page=True)
     assert page.console_errors == []

@@ -1,10 +1,12 @@
 """The create form, validated against the model catalogue."""
 
 import uuid
+import warnings
 from decimal import Decimal
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
+from PIL import Image, ImageOps
 
 from videos.models import ModelSpec
 
@@ -25,6 +27,15 @@ class CreateJobForm(forms.Form):
         ),
     )
     model = forms.ChoiceField(label=_("Model"))
+    input_reference = forms.FileField(
+        label=_("Reference image"),
+        required=False,
+        help_text=_("Optional first frame: JPEG, PNG or WebP."),
+        widget=forms.ClearableFileInput(attrs={"accept": "image/jpeg,image/png,image/webp"}),
+    )
+    fit_reference = forms.BooleanField(
+        label=_("Crop and resize the image to the video's size"), required=False, initial=True
+    )
     # One per rendered form: posting the same form twice makes one job, not two paid ones.
     token = forms.CharField(widget=forms.HiddenInput, required=False, max_length=64)
     seconds = forms.TypedChoiceField(label=_("Duration"), coerce=int)
@@ -73,11 +84,31 @@ class CreateJobForm(forms.Form):
         name = self.data.get("model") if self.is_bound else self.initial.get("model")
         return self.specs.get(name or "")
 
+    def clean_input_reference(self) -> Image.Image | None:
+        upload = self.cleaned_data.get("input_reference")
+        return open_reference_image(upload) if upload else None
+
     def clean(self) -> dict:
         data = super().clean()
         spec = self.specs.get(data.get("model", ""))
         if spec is None:
             return data
+        image = data.get("input_reference")
+        if image is not None and not spec.can_reference:
+            self.add_error(
+                "input_reference", _("%(model)s takes no reference image.") % {"model": spec}
+            )
+        elif image is not None and data.get("size") and not data.get("fit_reference"):
+            image_size = f"{image.width}x{image.height}"
+            if image_size != data["size"]:
+                self.add_error(
+                    "input_reference",
+                    _(
+                        "The image is %(image)s but the video is %(video)s: the provider would "
+                        "refuse it. Tick “Crop and resize” to fit it."
+                    )
+                    % {"image": image_size, "video": data["size"]},
+                )
         if "seconds" in data and data["seconds"] not in spec.seconds:
             allowed = ", ".join(str(s) for s in spec.seconds)
             self.add_error(
@@ -115,6 +146,42 @@ class RemixForm(forms.Form):
         max_length=PROMPT_MAX_LENGTH,
         widget=forms.Textarea(attrs={"rows": 2, "placeholder": _("Same shot, but at night…")}),
     )
+
+
+MAX_REFERENCE_BYTES = 20 * 1024 * 1024
+# Far above any video size (1792x1024 is 1.8 Mpx): a larger image is refused, not decoded.
+MAX_REFERENCE_PIXELS = 40_000_000
+REFERENCE_FORMATS = {"JPEG", "PNG", "WEBP"}
+
+
+def open_reference_image(upload) -> Image.Image:
+    """The uploaded image decoded in full, or a ValidationError that says what is wrong."""
+    if upload.size > MAX_REFERENCE_BYTES:
+        raise forms.ValidationError(_("The image is larger than 20 MB."))
+    too_many_pixels = forms.ValidationError(_("The image has too many pixels."))
+    try:
+        with warnings.catch_warnings():
+            # Pillow's own bomb warning, raised, so that nothing that large is ever decoded.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(upload) as probe:
+                if probe.format not in REFERENCE_FORMATS:
+                    raise forms.ValidationError(_("Use a JPEG, PNG or WebP image."))
+                if probe.width * probe.height > MAX_REFERENCE_PIXELS:
+                    raise too_many_pixels
+                image = probe.convert("RGB")  # decodes every byte: truncated files fail here
+    except forms.ValidationError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise too_many_pixels from None
+    except (OSError, SyntaxError, ValueError):
+        raise forms.ValidationError(_("This file is not an image that can be read.")) from None
+    return image
+
+
+def fit_to_size(image: Image.Image, size: str) -> Image.Image:
+    """Cover-crop around the centre and resize: exactly the size the provider requires."""
+    width, _x, height = size.partition("x")
+    return ImageOps.fit(image, (int(width), int(height)), method=Image.Resampling.LANCZOS)
 
 
 def size_label(size: str) -> str:

@@ -237,6 +237,8 @@ class VideoJob(models.Model):
     poll_interval = models.FloatField(default=0)
     submit_attempts = models.PositiveSmallIntegerField(default=0)
 
+    # The first frame asked for: re-encoded as PNG at exactly the video's size.
+    input_reference = models.FileField(_("reference image"), blank=True)
     video = models.FileField(_("video"), blank=True)
     thumbnail = models.FileField(_("thumbnail"), blank=True)
     spritesheet = models.FileField(_("spritesheet"), blank=True)
@@ -293,6 +295,8 @@ class VideoJob(models.Model):
         return None
 
     def asset(self, variant: str) -> models.fields.files.FieldFile:
+        if variant == "reference":
+            return self.input_reference
         if variant not in VARIANTS:
             raise ValueError(variant)
         return getattr(self, variant)

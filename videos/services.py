@@ -18,7 +18,9 @@ from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import Count, F, Min
 from django.utils import timezone
 from django_q.tasks import async_task
+from PIL import Image
 
+from videos.forms import fit_to_size
 from videos.media import EXTENSIONS, expected_types, sniff_content_type
 from videos.models import (
     LIFECYCLE_FIELDS,
@@ -64,6 +66,7 @@ def create_job(
     size: str,
     remix_of: VideoJob | None = None,
     client_token: str | None = None,
+    reference: Image.Image | None = None,
 ) -> VideoJob:
     """Record a new job and submit it to the provider once the row is committed.
 
@@ -90,8 +93,22 @@ def create_job(
     except IntegrityError:
         # The same form, posted twice at the same moment.
         return VideoJob.objects.get(client_token=client_token)
+    if reference is not None:
+        save_reference(job, reference)
     transaction.on_commit(lambda: async_task("videos.tasks.submit_job", job.pk))
     return job
+
+
+def save_reference(job: VideoJob, image: Image.Image) -> None:
+    """Keep the reference image re-encoded (never as uploaded) at exactly the video's size."""
+    name = f"videos/{job.pk}/reference.png"
+    path = Path(settings.MEDIA_ROOT) / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_name(f".reference.{uuid.uuid4().hex}.png")
+    fit_to_size(image, job.size).save(staging, "PNG")
+    staging.replace(path)
+    job.input_reference.name = name
+    job.save(update_fields=["input_reference", "updated_at"])
 
 
 def submit_job(job_id: int) -> None:
@@ -113,8 +130,16 @@ def submit_job(job_id: int) -> None:
         if job.remix_of_id:
             video = client.remix(job.remix_of.upstream_id, job.prompt)
         else:
+            reference = None
+            if job.input_reference:
+                with job.input_reference.open("rb") as f:
+                    reference = ("reference.png", f.read(), "image/png")
             video = client.create(
-                prompt=job.prompt, model=job.model, seconds=job.seconds, size=job.size
+                prompt=job.prompt,
+                model=job.model,
+                seconds=job.seconds,
+                size=job.size,
+                input_reference=reference,
             )
     except UpstreamError as exc:
         _submit_failed(job, exc)
@@ -534,6 +559,10 @@ def delete_job(job: VideoJob) -> bool:
 def resubmit_job(job: VideoJob, *, author) -> VideoJob:
     """A new job with the same parameters (and parent, for a remix) as a failed one."""
     spec = ModelSpec.objects.filter(name=job.model).first() or ModelSpec(name=job.model)
+    reference = None
+    if job.input_reference:
+        with job.input_reference.open("rb") as f, Image.open(f) as image:
+            reference = image.convert("RGB")
     return create_job(
         author=author,
         spec=spec,
@@ -541,4 +570,5 @@ def resubmit_job(job: VideoJob, *, author) -> VideoJob:
         seconds=job.seconds,
         size=job.size,
         remix_of=job.remix_of,
+        reference=reference,
     )

@@ -169,7 +169,7 @@ def create_job(request: HttpRequest) -> HttpResponse:
         # Without JavaScript, "Update choices" redraws the form for the chosen model.
         form = CreateJobForm.for_choices(catalogue(), request.POST)
         return render(request, "videos/gallery.html", gallery_context(request, form))
-    form = CreateJobForm(request.POST, specs=catalogue())
+    form = CreateJobForm(request.POST, request.FILES, specs=catalogue())
     if not form.is_valid():
         if request.htmx:
             return render(request, "videos/gallery.html#composer", {"form": form})
@@ -183,6 +183,7 @@ def create_job(request: HttpRequest) -> HttpResponse:
         seconds=data["seconds"],
         size=data["size"],
         client_token=data["token"] or None,
+        reference=data.get("input_reference"),
     )
     if not request.htmx:
         return redirect("videos-gallery")
@@ -305,7 +306,7 @@ def delete_job(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 def job_media(request: HttpRequest, pk: int, variant: str) -> HttpResponse:
     """A cached file of a job, behind login, with Range support so the player can seek."""
-    if variant not in VARIANTS:
+    if variant not in (*VARIANTS, "reference"):
         raise Http404
     job = get_job_for_user(request, pk)
     field = job.asset(variant)
