@@ -225,6 +225,10 @@ MUXWEB_API_BASE = (
 ).rstrip("/")
 MUXWEB_API_KEY = env_str("MUXWEB_API_KEY") or ("muxweb-simulator" if MUXWEB_USE_SIMULATOR else "")
 MUXWEB_WEBHOOK_SECRET = env_str("MUXWEB_WEBHOOK_SECRET")
+# Several secrets, space-separated, while a provider rotates them: a signature by any one counts.
+MUXWEB_WEBHOOK_SECRETS = MUXWEB_WEBHOOK_SECRET.split()
+# Where the built-in simulator sends its webhooks (`manage.py up` sets it).
+MUXWEB_SIMULATOR_WEBHOOK_URL = env_str("MUXWEB_SIMULATOR_WEBHOOK_URL")
 # Seconds: connecting, then waiting for each read of a response.
 MUXWEB_HTTP_TIMEOUT = (
     env_number("MUXWEB_CONNECT_TIMEOUT", 5.0, float),

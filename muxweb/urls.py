@@ -7,6 +7,7 @@ from django.urls import include, path
 from django.views.i18n import set_language
 
 from videos.views import healthz
+from videos.webhooks import receive_video_event
 
 urlpatterns = [
     path("", include("videos.urls")),
@@ -16,4 +17,5 @@ urlpatterns = [
     path("i18n/setlang/", login_not_required(set_language), name="set_language"),
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
+    path("webhooks/videos", receive_video_event, name="webhooks-videos"),
 ]

@@ -19,6 +19,8 @@ MAX_RENDER_TIME = timedelta(hours=3)
 # Waits between attempts to download a completed job's files, by attempt number.
 FETCH_BACKOFF = (5, 15, 30, 60, 120, 300, 600)
 MAX_FETCH_ATTEMPTS = 12
+# Webhooks count as working while one arrived this recently; polling then slows to a safety net.
+WEBHOOKS_FRESH = timedelta(hours=1)
 
 
 class ModelSpec(models.Model):
@@ -350,6 +352,23 @@ class VideoJob(models.Model):
     def fetch_retry_delay(self) -> timedelta:
         step = min(self.fetch_attempts, len(FETCH_BACKOFF)) - 1
         return timedelta(seconds=FETCH_BACKOFF[max(step, 0)])
+
+
+class WebhookEvent(models.Model):
+    """A webhook delivery taken, by its id: a repeated delivery is recognised and ignored."""
+
+    webhook_id = models.CharField(max_length=200, unique=True)
+    event_type = models.CharField(max_length=50)
+    video_id = models.CharField(max_length=200)
+    received_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.event_type} {self.video_id}"
+
+    @classmethod
+    def arriving(cls) -> bool:
+        """Webhooks reach us: one came within the last hour."""
+        return cls.objects.filter(received_at__gte=timezone.now() - WEBHOOKS_FRESH).exists()
 
 
 class Lease(models.Model):

@@ -30,6 +30,7 @@ from videos.models import (
     ModelSpec,
     Status,
     VideoJob,
+    WebhookEvent,
     map_upstream_status,
 )
 from videos.upstream.client import UpstreamError, default_client
@@ -45,6 +46,8 @@ BASE_POLL_INTERVAL = 2.0
 MIN_POLL_INTERVAL = 1.0
 MAX_POLL_INTERVAL = 30.0
 MAX_POLL_BACKOFF = 300.0
+# With webhooks working: one look every this often, in case one of them is lost.
+SAFETY_POLL_INTERVAL = 120.0
 # How long a queued task may take before the sweep hands the same job out again.
 TASK_LEASE = timedelta(minutes=6)
 # One sweep task runs this long, then hands over to a fresh task (a worker is never held for long).
@@ -261,12 +264,28 @@ def apply_upstream(job: VideoJob, video: dict, *, poll_after: float | None = Non
 
 def _poll_interval(job: VideoJob, poll_after: float | None, *, progressed: bool) -> float:
     """The wait before the next poll: half as long again each time nothing moved, back to the
-    start when it did, and never shorter than the provider asks for."""
+    start when it did, and never shorter than the provider asks for. While webhooks arrive they
+    announce the end, and polling is only a safety net."""
+    if webhooks_arriving():
+        return max(SAFETY_POLL_INTERVAL, poll_after or 0.0)
     if progressed or not job.poll_interval:
         interval = BASE_POLL_INTERVAL
     else:
         interval = min(job.poll_interval * 1.5, MAX_POLL_INTERVAL)
     return max(interval, poll_after or 0.0, MIN_POLL_INTERVAL)
+
+
+_webhooks_seen: tuple[float, bool] = (0.0, False)
+
+
+def webhooks_arriving() -> bool:
+    """WebhookEvent.arriving(), asked of the database at most every 30 s by this process."""
+    global _webhooks_seen
+    checked_at, arriving = _webhooks_seen
+    if time.monotonic() - checked_at > 30:
+        arriving = WebhookEvent.arriving()
+        _webhooks_seen = (time.monotonic(), arriving)
+    return arriving
 
 
 def record_poll_failure(job: VideoJob, exc: UpstreamError) -> None:
@@ -311,6 +330,14 @@ def poll_jobs(jobs: list[VideoJob]) -> None:
             else:
                 video, poll_after = answer
                 apply_upstream(job, video, poll_after=poll_after)
+
+
+def refresh_job(job_id: int) -> None:
+    """Ask the provider about one job now (a webhook said it changed)."""
+    job = VideoJob.objects.filter(pk=job_id).first()
+    if job is None or not job.upstream_id or job.status not in (Status.QUEUED, Status.IN_PROGRESS):
+        return
+    poll_jobs([job])
 
 
 def poll_due_jobs(now: datetime | None = None) -> int:

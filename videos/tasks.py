@@ -11,5 +11,9 @@ def fetch_assets(job_id: int) -> None:
     services.fetch_assets(job_id)
 
 
+def refresh_job(job_id: int) -> None:
+    services.refresh_job(job_id)
+
+
 def poll_sweep() -> None:
     services.run_poll_sweep()

@@ -4,6 +4,7 @@ Migrates, collects static files, creates the first admin on an empty database, t
 simulator (when no provider is configured), the django-q2 cluster and gunicorn as child processes.
 """
 
+import base64
 import os
 import secrets
 import signal
@@ -40,6 +41,13 @@ class Command(BaseCommand):
 
         manage = str(Path(settings.BASE_DIR) / "manage.py")
         if settings.MUXWEB_USE_SIMULATOR:
+            # The simulator's webhooks come back to this server, signed with a secret all the
+            # children share (one made up for this run unless one is configured).
+            os.environ["MUXWEB_SIMULATOR_WEBHOOK_URL"] = f"http://127.0.0.1:{port}/webhooks/videos"
+            if not settings.MUXWEB_WEBHOOK_SECRETS:
+                os.environ["MUXWEB_WEBHOOK_SECRET"] = (
+                    "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+                )
             self.start("simulator", [sys.executable, manage, "simulator"])
             self.stdout.write(f"Simulator: {settings.MUXWEB_API_BASE} (no MUXWEB_API_BASE set)")
         else:

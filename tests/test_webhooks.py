@@ -1,0 +1,154 @@
+"""Webhooks: Standard Webhooks signatures (vectors from the independent `standardwebhooks`
+package), freshness, rotation, repeats, and the job re-fetched once one is taken."""
+
+import base64
+import json
+import secrets
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+from standardwebhooks.webhooks import Webhook
+
+from tests.conftest import wait_for
+from videos import services
+from videos.models import Status, VideoJob, WebhookEvent
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def new_secret() -> str:
+    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+
+
+SECRET, OLD_SECRET, OTHER_SECRET = new_secret(), new_secret(), new_secret()
+
+
+@pytest.fixture(autouse=True)
+def configured(settings):
+    settings.MUXWEB_WEBHOOK_SECRETS = [SECRET, OLD_SECRET]  # rotation: both accepted
+    services._webhooks_seen = (0.0, False)
+
+
+def event(video_id: str, kind: str = "video.completed", event_id: str = "evt_1") -> str:
+    payload = {
+        "id": event_id,
+        "object": "event",
+        "created_at": 1758941485,
+        "type": kind,
+        "data": {"id": video_id},
+    }
+    return json.dumps(payload)
+
+
+def deliver(
+    body: str,
+    *,
+    secret: str = SECRET,
+    msg_id: str = "msg_1",
+    at: datetime | None = None,
+    body_sent=None,
+):
+    at = at or datetime.now(tz=UTC)
+    signature = Webhook(secret).sign(msg_id, at, body)
+    headers = {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(at.timestamp())),
+        "webhook-signature": signature,
+    }
+    # A client that enforces CSRF, like a browser: the webhook needs none, every other POST does.
+    return Client(enforce_csrf_checks=True).post(
+        reverse("webhooks-videos"),
+        body_sent if body_sent is not None else body,
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+@pytest.fixture
+def completed_upstream(member_client, provider) -> VideoJob:
+    """A job the provider finished while nobody polled it."""
+    member_client.post(
+        reverse("videos-create"),
+        {"prompt": "Told by webhook", "model": "sora-2", "seconds": "4", "size": "720x1280"},
+    )
+    job = VideoJob.objects.get()
+    wait_for(lambda: provider.job(job.upstream_id)["status"] == "completed", timeout=20)
+    return job
+
+
+def test_signed_event_is_taken_and_the_job_refetched_and_saved(completed_upstream):
+    response = deliver(event(completed_upstream.upstream_id))
+    assert response.status_code == 200
+    assert response.json() == {"status": "accepted"}
+    job = VideoJob.objects.get()
+    assert job.status == Status.COMPLETED
+    assert job.assets_fetched_at and job.video
+
+
+def test_tampered_body_is_refused(completed_upstream):
+    body = event(completed_upstream.upstream_id)
+    response = deliver(body, body_sent=body.replace("completed", "failed"))
+    assert response.status_code == 400
+    assert not WebhookEvent.objects.exists()
+    assert VideoJob.objects.get().status != Status.COMPLETED
+
+
+def test_wrong_secret_is_refused(completed_upstream):
+    assert deliver(event(completed_upstream.upstream_id), secret=OTHER_SECRET).status_code == 400
+
+
+@pytest.mark.parametrize("minutes", [-10, 10])
+def test_timestamps_more_than_five_minutes_off_are_refused(completed_upstream, minutes):
+    at = datetime.now(tz=UTC) + timedelta(minutes=minutes)
+    assert deliver(event(completed_upstream.upstream_id), at=at).status_code == 400
+
+
+def test_four_minutes_late_is_still_fresh(completed_upstream):
+    at = datetime.now(tz=UTC) - timedelta(minutes=4)
+    assert deliver(event(completed_upstream.upstream_id), at=at).status_code == 200
+
+
+def test_secret_being_rotated_out_still_verifies(completed_upstream):
+    assert deliver(event(completed_upstream.upstream_id), secret=OLD_SECRET).status_code == 200
+
+
+def test_repeated_delivery_is_taken_once(completed_upstream, provider):
+    body = event(completed_upstream.upstream_id)
+    assert deliver(body, msg_id="msg_same").json() == {"status": "accepted"}
+    assert deliver(body, msg_id="msg_same").json() == {"status": "duplicate"}
+    assert WebhookEvent.objects.count() == 1
+
+
+def test_missing_headers_malformed_json_and_unconfigured_are_refused(completed_upstream, settings):
+    url = reverse("webhooks-videos")
+    assert Client().post(url, "{}", content_type="application/json").status_code == 400
+    assert deliver("not json").status_code == 400
+    assert Client().get(url).status_code == 405
+    settings.MUXWEB_WEBHOOK_SECRETS = []
+    assert deliver(event(completed_upstream.upstream_id)).status_code == 404
+
+
+def test_event_for_an_unknown_video_is_acknowledged_and_ignored(db):
+    assert deliver(event("video_not_ours")).status_code == 200
+    assert VideoJob.objects.count() == 0
+
+
+def test_with_webhooks_arriving_running_jobs_fall_back_to_a_slow_safety_poll(
+    member_client, provider
+):
+    provider.render_seconds = 60
+    member_client.post(
+        reverse("videos-create"),
+        {"prompt": "Slow one", "model": "sora-2", "seconds": "4", "size": "720x1280"},
+    )
+    job = VideoJob.objects.get()
+    quick = (job.next_poll_at - job.updated_at).total_seconds()
+    assert quick < 5
+    deliver(event("video_elsewhere"))  # webhooks are reaching us
+    services._webhooks_seen = (0.0, False)
+    VideoJob.objects.filter(pk=job.pk).update(next_poll_at=None)
+    services.poll_due_jobs()
+    job.refresh_from_db()
+    assert (job.next_poll_at - job.updated_at).total_seconds() >= services.SAFETY_POLL_INTERVAL - 1
