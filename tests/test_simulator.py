@@ -1,12 +1,23 @@
-"""The simulator speaks the whole upstream contract over real HTTP, down to playable MP4s."""
+"""The simulator speaks the whole upstream contract over real HTTP, down to playable MP4s.
 
+It announces finished jobs with signed Standard Webhooks events, caught here by a small receiver.
+"""
+
+import base64
+import hashlib
+import hmac
 import io
+import json
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
+from email.message import Message
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import av
@@ -21,6 +32,9 @@ ROOT = Path(__file__).resolve().parent.parent
 KEY = "simulator-test-key"
 RENDER_SECONDS = 1.5
 QUICK_RENDER_SECONDS = 0.2
+WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"simulator-test-webhook-signing-key").decode()
+# Several ticks of the simulator's ticker: long enough for a duplicate event to show up.
+SETTLE_SECONDS = 0.3
 
 
 class ApiSession(requests.Session):
@@ -569,17 +583,19 @@ def test_reset_forgets_every_job_and_stop_removes_its_own_media_directory():
         requests.get(f"{simulator.base_url}/videos", timeout=2)
 
 
-def test_command_prints_its_base_url_and_serves_until_terminated():
+def test_command_prints_its_base_url_and_serves_until_terminated(receiver):
     process = subprocess.Popen(
         [
             sys.executable, "manage.py", "simulator", "--port", "0", "--api-key", "cmd-key",
             "--render-seconds", "0.5", "--dialect", "relay", "--poll-after-ms", "700",
+            "--webhook-url", receiver.url, "--webhook-secret", WEBHOOK_SECRET,
         ],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:
         line = process.stdout.readline()
         assert "Simulator serving http://127.0.0.1:" in line, line
+        assert f"webhooks to {receiver.url}" in line
         base_url = line.split()[2]
         with ApiSession(base_url, key="cmd-key") as api:
             video = create(api, prompt="From the command line")
@@ -589,6 +605,9 @@ def test_command_prints_its_base_url_and_serves_until_terminated():
             )
             assert running.json()["status"] == "processing"
             assert running.headers["openai-poll-after-ms"] == "700"
+        headers, body = wait_for(lambda: receiver.deliveries and receiver.deliveries[0], timeout=5)
+        assert_signed(headers, body)
+        assert json.loads(body)["data"] == {"id": video["id"]}
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=10)
     finally:
@@ -597,3 +616,189 @@ def test_command_prints_its_base_url_and_serves_until_terminated():
             process.wait()
     assert process.returncode == 0
     assert "Simulator stopped." in output
+    assert WEBHOOK_SECRET.removeprefix("whsec_") not in line + output
+
+
+# Webhooks
+
+
+class Receiver(ThreadingHTTPServer):
+    """A webhook endpoint: records each delivery, answers the statuses it is given, then 200s."""
+
+    def __init__(self) -> None:
+        self.deliveries: list[tuple[Message, bytes]] = []
+        self.statuses: list[int] = []
+        super().__init__(("127.0.0.1", 0), _ReceiverHandler)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/webhooks/videos"
+
+
+class _ReceiverHandler(BaseHTTPRequestHandler):
+    server: Receiver
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.server.deliveries.append((self.headers, body))
+        status = self.server.statuses.pop(0) if self.server.statuses else 200
+        self.send_response(status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    server = Receiver()
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+@pytest.fixture
+def hooked(receiver) -> Iterator[Simulator]:
+    """A simulator of its own, so no other test's job can finish into this test's receiver."""
+    simulator = Simulator(
+        api_key=KEY,
+        render_seconds=QUICK_RENDER_SECONDS,
+        webhook_url=receiver.url,
+        webhook_secret=WEBHOOK_SECRET,
+        webhook_retries=3,
+    ).start()
+    yield simulator
+    simulator.stop()
+
+
+def assert_signed(headers: Message, body: bytes, secret: str = WEBHOOK_SECRET) -> None:
+    """Check the signature the way any Standard Webhooks receiver would, from the secret alone."""
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + body
+    expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+    assert f"v1,{expected}" in headers["webhook-signature"].split()
+    assert abs(time.time() - int(headers["webhook-timestamp"])) < 10
+
+
+def test_completed_job_sends_one_signed_video_completed_event_without_being_polled(
+    hooked, receiver
+):
+    with ApiSession(hooked.base_url) as api:
+        video = create(api, prompt="Announced when done")
+        headers, body = wait_for(lambda: receiver.deliveries and receiver.deliveries[0], timeout=5)
+        assert api.get(f"/videos/{video['id']}").json()["status"] == "completed"
+    time.sleep(SETTLE_SECONDS)
+    assert len(receiver.deliveries) == 1
+
+    assert headers["Content-Type"] == "application/json"
+    assert_signed(headers, body)
+    event = json.loads(body)
+    assert event == {
+        "id": headers["webhook-id"],
+        "object": "event",
+        "created_at": event["created_at"],
+        "type": "video.completed",
+        "data": {"id": video["id"]},
+    }
+    assert event["id"].startswith("evt_")
+    assert isinstance(event["created_at"], int)
+    assert abs(time.time() - event["created_at"]) < 10
+    assert hooked.webhook_log == [
+        {
+            "event_id": event["id"],
+            "type": "video.completed",
+            "video_id": video["id"],
+            "attempt": 1,
+            "status": 200,
+            "error": None,
+        }
+    ]
+
+
+def test_failed_job_sends_video_failed_and_a_bare_base64_secret_signs_the_same(hooked, receiver):
+    hooked.webhook_secret = WEBHOOK_SECRET.removeprefix("whsec_")
+    with ApiSession(hooked.base_url) as api:
+        video = create(api, prompt="Refused [fail] by moderation")
+    headers, body = wait_for(lambda: receiver.deliveries and receiver.deliveries[0], timeout=5)
+    assert_signed(headers, body)
+    assert json.loads(body)["type"] == "video.failed"
+    assert json.loads(body)["data"] == {"id": video["id"]}
+
+
+def test_receiver_errors_are_retried_with_the_same_id_and_fresh_signatures(hooked, receiver):
+    receiver.statuses = [500, 500]
+    with ApiSession(hooked.base_url) as api:
+        video = create(api, prompt="Third time lucky")
+    wait_for(lambda: len(hooked.webhook_log) == 3, timeout=10, every=0.05)
+    assert len(receiver.deliveries) == 3
+
+    ids = {headers["webhook-id"] for headers, _ in receiver.deliveries}
+    assert len(ids) == 1
+    assert len({body for _, body in receiver.deliveries}) == 1
+    timestamps = [int(headers["webhook-timestamp"]) for headers, _ in receiver.deliveries]
+    assert timestamps == sorted(timestamps) and timestamps[-1] > timestamps[0]
+    for headers, body in receiver.deliveries:
+        assert_signed(headers, body)
+    assert [(entry["attempt"], entry["status"]) for entry in hooked.webhook_log] == [
+        (1, 500),
+        (2, 500),
+        (3, 200),
+    ]
+    assert {entry["event_id"] for entry in hooked.webhook_log} == ids
+    assert {entry["video_id"] for entry in hooked.webhook_log} == {video["id"]}
+
+
+def test_unreachable_receiver_is_tried_webhook_retries_times_then_given_up(hooked):
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    hooked.webhook_url = f"http://127.0.0.1:{port}/webhooks/videos"
+    hooked.webhook_retries = 2
+    with ApiSession(hooked.base_url) as api:
+        create(api, prompt="Nobody listening")
+    wait_for(lambda: len(hooked.webhook_log) == 2, timeout=5, every=0.05)
+    # A third attempt would come one second after the second.
+    time.sleep(1.3)
+    assert [entry["attempt"] for entry in hooked.webhook_log] == [1, 2]
+    assert all(entry["status"] is None and entry["error"] for entry in hooked.webhook_log)
+    assert len({entry["event_id"] for entry in hooked.webhook_log}) == 1
+
+
+def test_no_webhook_without_a_url_not_even_once_one_is_set_later(hooked, receiver):
+    hooked.webhook_url = None
+    with ApiSession(hooked.base_url) as api:
+        wait_until_settled(api, create(api, prompt="Quietly done")["id"])
+        time.sleep(SETTLE_SECONDS)
+        hooked.webhook_url = receiver.url
+        time.sleep(SETTLE_SECONDS)
+    assert receiver.deliveries == []
+    assert hooked.webhook_log == []
+
+
+def test_job_forgotten_before_it_finishes_sends_nothing(hooked, receiver):
+    with ApiSession(hooked.base_url) as api:
+        create(api, prompt="Never finished")
+    hooked.reset()
+    time.sleep(QUICK_RENDER_SECONDS + SETTLE_SECONDS)
+    assert receiver.deliveries == []
+
+
+def test_job_deleted_as_soon_as_it_finishes_still_sends_its_event_once(hooked, receiver):
+    hooked.render_seconds = 0
+    with ApiSession(hooked.base_url) as api:
+        video = create(api, prompt="Here and gone")
+        assert api.delete(f"/videos/{video['id']}").json()["deleted"] is True
+    wait_for(lambda: receiver.deliveries, timeout=5, every=0.05)
+    time.sleep(SETTLE_SECONDS)
+    assert [json.loads(body)["data"]["id"] for _, body in receiver.deliveries] == [video["id"]]
+
+
+def test_a_secret_that_is_not_base64_is_refused_at_once():
+    with pytest.raises(ValueError, match="base64"):
+        Simulator(webhook_secret="whsec_not base64!")

@@ -39,8 +39,10 @@ def test_up_runs_web_worker_and_simulator_then_stops_them_on_ctrl_c(tmp_path):
     env.update(
         MUXWEB_DATA_DIR=str(tmp_path / "data"),
         MUXWEB_SIMULATOR_PORT=str(sim_port),
+        MUXWEB_SIMULATOR_RENDER_SECONDS="3",
         PYTHONUNBUFFERED="1",
     )
+    env.pop("MUXWEB_WEBHOOK_SECRET", None)  # `up` makes one up for the simulator and the server
     output = tmp_path / "up.log"
     with open(output, "w") as log:
         process = subprocess.Popen(
@@ -83,6 +85,27 @@ def test_up_runs_web_worker_and_simulator_then_stops_them_on_ctrl_c(tmp_path):
         )
         assert response.url == f"{base}/"
         assert 'id="composer"' in response.text
+
+        # A job goes round the whole loop, and the simulator's signed webhook comes back to us.
+        token = session.cookies["csrftoken"]
+        form = {"prompt": "Round trip", "model": "sora-2", "seconds": "4", "size": "720x1280"}
+        created = session.post(
+            f"{base}/videos/new",
+            data={**form, "csrfmiddlewaretoken": token},
+            headers={"Referer": base},
+            timeout=10,
+        )
+        assert created.status_code == 200
+        job_url = re.search(r'href="(/videos/\d+/)"', created.text).group(1)
+        wait_for(
+            lambda: 'class="player"' in session.get(base + job_url, timeout=5).text, timeout=60
+        )
+        events = subprocess.run(
+            [sys.executable, "manage.py", "shell", "-c",
+             "from videos.models import WebhookEvent; print(WebhookEvent.objects.count())"],
+            cwd=ROOT, env=env, capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        assert events.stdout.strip().endswith("1"), events.stdout
     finally:
         process.send_signal(signal.SIGINT)
         started = time.monotonic()

@@ -152,3 +152,29 @@ def test_with_webhooks_arriving_running_jobs_fall_back_to_a_slow_safety_poll(
     services.poll_due_jobs()
     job.refresh_from_db()
     assert (job.next_poll_at - job.updated_at).total_seconds() >= services.SAFETY_POLL_INTERVAL - 1
+
+
+def test_simulator_webhook_completes_a_job_with_no_polling_at_all(
+    member_client, provider, live_server
+):
+    provider.webhook_url = live_server.url + reverse("webhooks-videos")
+    provider.webhook_secret = SECRET
+    try:
+        member_client.post(
+            reverse("videos-create"),
+            {"prompt": "Heard back", "model": "sora-2", "seconds": "4", "size": "720x1280"},
+        )
+        job = VideoJob.objects.get()
+        # Nothing here polls: only the provider's signed webhook can move the job on.
+        wait_for(lambda: VideoJob.objects.get(pk=job.pk).assets_fetched_at is not None, timeout=30)
+    finally:
+        provider.webhook_url = None
+    job.refresh_from_db()
+    assert job.status == Status.COMPLETED and job.video
+    assert job.poll_count == 2, "one look at submit, one when the webhook came"
+    delivered = [d for d in provider.webhook_log if d["video_id"] == job.upstream_id]
+    assert [d["status"] for d in delivered] == [200]
+    assert (
+        WebhookEvent.objects.filter(video_id=job.upstream_id, event_type="video.completed").count()
+        == 1
+    )

@@ -8,13 +8,20 @@ thumbnail and a JPEG spritesheet) drawn from the prompt and made on first reques
 
 Every request goes through `Simulator.dispatch`: authentication, then the `ROUTES` table, then one
 handler method that answers a `Reply` or raises `ApiError`, which becomes the contract's error
-envelope. Fault injection and webhooks hook in there.
+envelope. Fault injection hooks in there.
+
+Webhooks do not wait for a request: while serving, a ticker thread notices jobs that the clock has
+just finished and posts one signed Standard Webhooks event for each, from a thread of its own that
+retries with backoff.
 """
 
+import base64
+import binascii
 import colorsys
 import contextlib
 import hashlib
 import hmac
+import http.client
 import io
 import json
 import logging
@@ -80,6 +87,14 @@ VARIANTS: dict[str, tuple[str, str]] = {
 COPY_CHUNK = 256 * 1024
 # An idle keep-alive connection is dropped after this long, so handler threads do not pile up.
 IDLE_TIMEOUT_SECONDS = 60
+
+# How often the ticker looks for newly finished jobs: the delay of a webhook behind its job.
+TICK_SECONDS = 0.1
+WEBHOOK_TIMEOUT_SECONDS = 5
+# Waits before the second, third, ... attempt: doubling from the first, capped at the last.
+WEBHOOK_FIRST_BACKOFF_SECONDS = 0.5
+WEBHOOK_MAX_BACKOFF_SECONDS = 30
+EVENT_TYPES = {"completed": "video.completed", "failed": "video.failed"}
 
 
 class ApiError(Exception):
@@ -152,6 +167,8 @@ class _Job:
     remixed_from_video_id: str | None = None
     reference: Image.Image | None = None
     assets_lock: threading.Lock = field(default_factory=threading.Lock)
+    # Set, under the simulator's lock, once the job's terminal state has been seen and announced.
+    announced: bool = False
 
     def phase(self, now: float) -> tuple[str, int]:
         """Status and progress at monotonic time `now`, in the OpenAI dialect."""
@@ -190,6 +207,9 @@ class Simulator:
 
     `dialect`, `render_seconds`, `fail_marker`, `poll_after_ms` and `expires_after` are plain
     attributes that may be changed while serving; timing changes apply to jobs created afterwards.
+    So are `webhook_url`, `webhook_secret` and `webhook_retries`: a job sends its event if a URL is
+    set when it finishes, signed with the secret of that moment (unsigned if there is none).
+    `webhook_log` records every delivery attempt.
     """
 
     def __init__(
@@ -205,6 +225,9 @@ class Simulator:
         dialect: str = "openai",
         media_dir: str | Path | None = None,
         verbose: bool = False,
+        webhook_url: str | None = None,
+        webhook_secret: str | None = None,
+        webhook_retries: int = 5,
     ) -> None:
         self.api_key = api_key
         self.render_seconds = render_seconds
@@ -213,12 +236,29 @@ class Simulator:
         self.expires_after = expires_after
         self.dialect = dialect
         self.verbose = verbose
+        self.webhook_url = webhook_url
+        self.webhook_secret = webhook_secret
+        self.webhook_retries = webhook_retries
+        self.webhook_log: list[dict] = []
+        self._webhook_log_lock = threading.Lock()
         self._media_dir = Path(media_dir) if media_dir is not None else None
         self._owns_media_dir = False
         self._jobs: dict[str, _Job] = {}
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._ticker: threading.Thread | None = None
+        self._stopping = threading.Event()
         self._server = _Server((host, port), self)
+
+    @property
+    def webhook_secret(self) -> str | None:
+        return self._webhook_secret
+
+    @webhook_secret.setter
+    def webhook_secret(self, secret: str | None) -> None:
+        # Decoded on assignment, so a mistyped secret fails here rather than in a delivery thread.
+        self._webhook_key = _signing_key(secret) if secret else None
+        self._webhook_secret = secret or None
 
     @property
     def base_url(self) -> str:
@@ -229,6 +269,7 @@ class Simulator:
 
     def start(self) -> "Simulator":
         """Serve from a daemon thread; returns self, so `Simulator(...).start()` reads well."""
+        self._start_ticker()
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.1},
@@ -240,10 +281,18 @@ class Simulator:
 
     def serve_forever(self) -> None:
         """Serve in the calling thread until interrupted (Ctrl-C raises KeyboardInterrupt)."""
+        self._start_ticker()
         self._server.serve_forever(poll_interval=0.2)
 
     def stop(self) -> None:
-        """Stop serving, drop open connections, and remove the media directory if it made one."""
+        """Stop serving and announcing, drop open connections, and remove a media directory it made.
+
+        Deliveries under way give up at their next retry.
+        """
+        self._stopping.set()
+        if self._ticker is not None:
+            self._ticker.join()
+            self._ticker = None
         if self._thread is not None:
             self._server.shutdown()
             self._thread.join()
@@ -392,6 +441,11 @@ class Simulator:
         with self._lock:
             if self._jobs.pop(job.id, None) is None:
                 raise _not_found(job.id)
+            # It may have finished since the last tick, which would now never see it: announce here.
+            unannounced = not job.announced
+            job.announced = True
+        if unannounced:
+            self._announce(job, status)
         self._remove_files(job)
         return Reply(body={"id": job.id, "object": "video.deleted", "deleted": True})
 
@@ -529,6 +583,139 @@ class Simulator:
             return
         with job.assets_lock:
             shutil.rmtree(self._media_dir / job.id, ignore_errors=True)
+
+    def _start_ticker(self) -> None:
+        self._ticker = threading.Thread(
+            target=self._tick, name="muxweb-simulator-ticker", daemon=True
+        )
+        self._ticker.start()
+
+    def _tick(self) -> None:
+        while not self._stopping.wait(TICK_SECONDS):
+            try:
+                self._announce_finished()
+            except Exception:
+                log.exception("simulator ticker failed")
+
+    def _announce_finished(self) -> None:
+        """Announce every job that the clock has finished since the last tick, once each."""
+        now = time.monotonic()
+        finished = []
+        with self._lock:
+            for job in self._jobs.values():
+                if job.announced:
+                    continue
+                status, _ = job.phase(now)
+                if status in TERMINAL:
+                    job.announced = True
+                    finished.append((job, status))
+        for job, status in finished:
+            self._announce(job, status)
+
+    def _announce(self, job: _Job, status: str) -> None:
+        """Queue the delivery of the job's event, if webhooks are on."""
+        url = self.webhook_url
+        if not url:
+            return
+        event = {
+            "id": f"evt_{secrets.token_hex(12)}",
+            "object": "event",
+            "created_at": int(time.time()),
+            "type": EVENT_TYPES[status],
+            "data": {"id": job.id},
+        }
+        threading.Thread(
+            target=self._deliver,
+            args=(url, self._webhook_key, self.webhook_retries, event),
+            name=f"muxweb-simulator-webhook-{job.id}",
+            daemon=True,
+        ).start()
+
+    def _deliver(self, url: str, key: bytes | None, attempts: int, event: dict) -> None:
+        """POST the event until a 2xx answer, at most `attempts` times, re-signed for each."""
+        body = json.dumps(event).encode()
+        backoff = WEBHOOK_FIRST_BACKOFF_SECONDS
+        for attempt in range(1, attempts + 1):
+            if attempt > 1:
+                if self._stopping.wait(backoff):
+                    return
+                backoff = min(2 * backoff, WEBHOOK_MAX_BACKOFF_SECONDS)
+            status = error = None
+            try:
+                status = _post(url, body, _webhook_headers(event["id"], body, key))
+            except (OSError, http.client.HTTPException, ValueError) as exc:
+                error = f"{type(exc).__name__}: {exc}"
+            with self._webhook_log_lock:
+                self.webhook_log.append(
+                    {
+                        "event_id": event["id"],
+                        "type": event["type"],
+                        "video_id": event["data"]["id"],
+                        "attempt": attempt,
+                        "status": status,
+                        "error": error,
+                    }
+                )
+            if status is not None and 200 <= status < 300:
+                return
+            log.info(
+                "webhook %s attempt %d/%d failed: %s",
+                event["id"],
+                attempt,
+                attempts,
+                error or f"HTTP {status}",
+            )
+        log.warning(
+            "webhook %s for %s: gave up after %d attempts",
+            event["id"],
+            event["data"]["id"],
+            attempts,
+        )
+
+
+def _signing_key(secret: str) -> bytes:
+    """The HMAC key of a Standard Webhooks secret: the base64 after `whsec_` (or all of it)."""
+    try:
+        key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+    except binascii.Error:
+        raise ValueError("webhook_secret must be whsec_ followed by base64") from None
+    if not key:
+        raise ValueError("webhook_secret must not be empty")
+    return key
+
+
+def _webhook_headers(event_id: str, body: bytes, key: bytes | None) -> dict[str, str]:
+    timestamp = str(int(time.time()))
+    headers = {
+        "Content-Type": "application/json",
+        "webhook-id": event_id,
+        "webhook-timestamp": timestamp,
+    }
+    if key is not None:
+        signed = f"{event_id}.{timestamp}.".encode() + body
+        digest = hmac.new(key, signed, hashlib.sha256).digest()
+        headers["webhook-signature"] = f"v1,{base64.b64encode(digest).decode()}"
+    return headers
+
+
+def _post(url: str, body: bytes, headers: dict[str, str]) -> int:
+    """POST with a short timeout and no redirects (a 3xx is a failed delivery); the status."""
+    parts = urlsplit(url)
+    if parts.scheme == "https":
+        connection_class = http.client.HTTPSConnection
+    elif parts.scheme == "http":
+        connection_class = http.client.HTTPConnection
+    else:
+        raise ValueError(f"webhook_url must be http or https, not {parts.scheme!r}")
+    connection = connection_class(parts.hostname or "", parts.port, timeout=WEBHOOK_TIMEOUT_SECONDS)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    try:
+        connection.request("POST", target, body=body, headers=headers)
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    finally:
+        connection.close()
 
 
 def _not_found(video_id: str) -> ApiError:

@@ -1,7 +1,8 @@
 """`manage.py simulator`: run the built-in fake `/v1/videos` provider in the foreground.
 
 It serves until Ctrl-C (or SIGTERM, which is how `manage.py up` stops its children), then removes
-the temporary files it made. Host, port, key and render time default to the muxweb settings.
+the temporary files it made. Host, port, key, render time and webhooks default to the muxweb
+settings.
 """
 
 import signal
@@ -61,6 +62,18 @@ class Command(BaseCommand):
             default=3600,
             help="Seconds after completion until downloads answer 404.",
         )
+        parser.add_argument(
+            "--webhook-url",
+            default=getattr(settings, "MUXWEB_SIMULATOR_WEBHOOK_URL", "") or None,
+            help="Where to POST a signed event when a video completes or fails (default: none).",
+        )
+        # The first of the receiver's secrets: while they rotate, it accepts any of them.
+        secrets = getattr(settings, "MUXWEB_WEBHOOK_SECRET", "").split()
+        parser.add_argument(
+            "--webhook-secret",
+            default=secrets[0] if secrets else None,
+            help="Standard Webhooks signing secret, whsec_<base64> (default: from settings).",
+        )
 
     def handle(
         self,
@@ -73,6 +86,8 @@ class Command(BaseCommand):
         fail_marker: str,
         poll_after_ms: int,
         expires_after: int,
+        webhook_url: str | None,
+        webhook_secret: str | None,
         verbosity: int,
         **options,
     ) -> None:
@@ -87,14 +102,19 @@ class Command(BaseCommand):
                 expires_after=expires_after,
                 dialect=dialect,
                 verbose=verbosity >= 2,
+                webhook_url=webhook_url,
+                webhook_secret=webhook_secret,
             )
         except OSError as exc:
             raise CommandError(f"cannot listen on {host}:{port}: {exc}") from exc
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
         signal.signal(signal.SIGTERM, _interrupt)
-        # The key is not printed: by default it comes from settings and may be a real one.
+        # Neither the key nor the webhook secret is printed: from settings, they may be real ones.
+        webhooks = f", webhooks to {webhook_url}" if webhook_url else ""
         self.stdout.write(
             f"Simulator serving {simulator.base_url} "
-            f"(render {render_seconds:g}s, {dialect} dialect); Ctrl-C stops it."
+            f"(render {render_seconds:g}s, {dialect} dialect{webhooks}); Ctrl-C stops it."
         )
         self.stdout.flush()
         try:
