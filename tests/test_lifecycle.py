@@ -1,8 +1,10 @@
 """Lifecycle rules: status words mapped; forgotten jobs and expired files end clearly."""
 
+import time
 from datetime import timedelta
 
 import pytest
+from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
@@ -123,3 +125,48 @@ def test_the_api_key_never_reaches_a_page_or_a_log(
         assert response.status_code == 200, url
         assert "sk-distinctive-secret-1234" not in response.content.decode(), url
     assert "sk-distinctive-secret-1234" not in caplog.text
+
+
+def test_polls_respect_the_providers_hint_and_slow_down_while_nothing_moves(member):
+    job = make_job(
+        member, status=Status.IN_PROGRESS, upstream_id="video_p", submitted_at=timezone.now()
+    )
+
+    def wait_after(progress: int, hint: float | None) -> float:
+        services.apply_upstream(
+            job, {"id": "video_p", "status": "in_progress", "progress": progress}, poll_after=hint
+        )
+        return (job.next_poll_at - timezone.now()).total_seconds()
+
+    assert wait_after(10, hint=7.0) >= 6.9, "never sooner than the provider asks"
+    first = wait_after(20, hint=None)
+    stalled = [wait_after(20, hint=None) for _ in range(3)]
+    assert stalled[0] > first and stalled == sorted(stalled), "waits grow while nothing moves"
+    assert wait_after(30, hint=None) < stalled[-1], "and shrink again once it moves"
+
+
+def test_a_failed_download_is_retried_with_backoff_until_it_succeeds(member_client, settings):
+    member_client.post(
+        reverse("videos-create"),
+        {"prompt": "Retry me", "model": "sora-2", "seconds": "4", "size": "1280x720"},
+    )
+    job = VideoJob.objects.get()
+    good_key = settings.MUXWEB_API_KEY
+    deadline = time.monotonic() + 30
+    while job.status != Status.COMPLETED and time.monotonic() < deadline:
+        time.sleep(0.3)
+        with transaction.atomic():
+            services.poll_jobs([job])  # once it sees the job completed, the download is queued
+            settings.MUXWEB_API_KEY = "broken-for-a-moment"  # for when the queue runs it
+        settings.MUXWEB_API_KEY = good_key
+        job.refresh_from_db()
+    job = VideoJob.objects.get(pk=job.pk)
+    assert job.fetch_attempts == 1 and not job.video and "401" in job.fetch_error
+    assert job.next_poll_at > timezone.now(), "retried later, with backoff"
+    page = member_client.get(reverse("videos-detail", args=[job.pk])).content.decode()
+    assert "Download failed, retrying:" in page
+
+    settings.MUXWEB_API_KEY = good_key
+    VideoJob.objects.filter(pk=job.pk).update(next_poll_at=None)
+    job = run_until_settled(job)
+    assert job.video and job.fetch_attempts == 2 and job.fetch_error == ""

@@ -43,6 +43,8 @@ MAX_NOT_FOUND = 3
 FIRST_POLL_DELAY = 1.0
 # Polls start this often and slow down while a job makes no progress.
 BASE_POLL_INTERVAL = 2.0
+# A running job is polled again after this share of the time it has run so far.
+AGE_POLL_FACTOR = 0.3
 MIN_POLL_INTERVAL = 1.0
 MAX_POLL_INTERVAL = 30.0
 MAX_POLL_BACKOFF = 300.0
@@ -269,10 +271,12 @@ def _poll_interval(job: VideoJob, poll_after: float | None, *, progressed: bool)
     if webhooks_arriving():
         return max(SAFETY_POLL_INTERVAL, poll_after or 0.0)
     if progressed or not job.poll_interval:
-        interval = BASE_POLL_INTERVAL
+        # Renders take minutes: the longer a job has run, the less a few seconds matter.
+        age = (timezone.now() - (job.submitted_at or job.created_at)).total_seconds()
+        interval = max(BASE_POLL_INTERVAL, age * AGE_POLL_FACTOR)
     else:
-        interval = min(job.poll_interval * 1.5, MAX_POLL_INTERVAL)
-    return max(interval, poll_after or 0.0, MIN_POLL_INTERVAL)
+        interval = job.poll_interval * 1.5
+    return max(min(interval, MAX_POLL_INTERVAL), poll_after or 0.0, MIN_POLL_INTERVAL)
 
 
 _webhooks_seen: tuple[float, bool] = (0.0, False)
