@@ -195,13 +195,17 @@ def _fail(job: VideoJob, code: str, message: str) -> None:
 
 
 def _save_lifecycle(job: VideoJob) -> bool:
-    """Save the fields the lifecycle owns; False if the row is gone (deleted meanwhile).
+    return _save_fields(job, LIFECYCLE_FIELDS)
+
+
+def _save_fields(job: VideoJob, fields: list[str]) -> bool:
+    """Save only these fields; False if the row is gone (deleted meanwhile).
 
     Never a full save: a stale row must not overwrite what a user changed, nor bring back a job
-    deleted while its poll was under way.
+    deleted while its poll or download was under way.
     """
     try:
-        job.save(update_fields=LIFECYCLE_FIELDS)
+        job.save(update_fields={*fields, "updated_at"})
     except DatabaseError:
         if VideoJob.objects.filter(pk=job.pk).exists():
             raise
@@ -479,16 +483,6 @@ def fetch_assets(job_id: int) -> None:
     job.fetch_error = ""
     job.next_poll_at = None
     _save_fields(job, ["assets_fetched_at", "fetch_error", "next_poll_at"])
-
-
-def _save_fields(job: VideoJob, fields: list[str]) -> bool:
-    try:
-        job.save(update_fields=[*fields, "updated_at"])
-    except DatabaseError:
-        if VideoJob.objects.filter(pk=job.pk).exists():
-            raise
-        return False
-    return True
 
 
 def _fetch_failed(job: VideoJob, exc: Exception) -> None:
