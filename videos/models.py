@@ -50,6 +50,12 @@ class ModelSpec(models.Model):
     def __str__(self) -> str:
         return self.label or self.name
 
+    @classmethod
+    def named(cls, name: str) -> "ModelSpec":
+        """The catalogue entry, or an unsaved stand-in (no prices, all capabilities) for a model
+        the catalogue no longer lists: its jobs can still be retried and remixed."""
+        return cls.objects.filter(name=name).first() or cls(name=name)
+
     def price_per_second(self, size: str) -> Decimal | None:
         price = self.prices.get(size) if isinstance(self.prices, dict) else None
         try:

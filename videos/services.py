@@ -583,7 +583,7 @@ def delete_job(job: VideoJob) -> bool:
 
 def resubmit_job(job: VideoJob, *, author) -> VideoJob:
     """A new job with the same parameters (and parent, for a remix) as a failed one."""
-    spec = ModelSpec.objects.filter(name=job.model).first() or ModelSpec(name=job.model)
+    spec = ModelSpec.named(job.model)
     reference = None
     if job.input_reference:
         with job.input_reference.open("rb") as f, Image.open(f) as image:

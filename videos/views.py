@@ -189,7 +189,8 @@ def create_job(request: HttpRequest) -> HttpResponse:
         return redirect("videos-gallery")
     context = {
         "form": CreateJobForm(
-            specs=catalogue(), initial={k: data[k] for k in ("model", "seconds", "size")}
+            specs=list(form.specs.values()),
+            initial={k: data[k] for k in ("model", "seconds", "size")},
         ),
         "new_job": VideoJob.objects.for_cards().get(pk=job.pk),
     }
@@ -197,16 +198,14 @@ def create_job(request: HttpRequest) -> HttpResponse:
 
 
 def job_context(request: HttpRequest, job: VideoJob, remix_form: RemixForm | None = None) -> dict:
-    spec = ModelSpec.objects.filter(name=job.model).first()
+    spec = ModelSpec.named(job.model)
     may_create = can_create(request.user)
     may_remix = (
-        may_create
-        and job.status == Status.COMPLETED
-        and bool(job.upstream_id)
-        and (spec is None or spec.can_remix)
+        may_create and job.status == Status.COMPLETED and bool(job.upstream_id) and spec.can_remix
     )
     return {
         "job": job,
+        "spec": spec,
         "version": version_of([job]),
         "can_create": may_create,
         "may_delete": job.may_delete(request.user),
@@ -234,10 +233,9 @@ def remix_job(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect("videos-detail", pk=job.pk)
     if not form.is_valid():
         return render(request, "videos/job_detail.html", context)
-    spec = ModelSpec.objects.filter(name=job.model).first() or ModelSpec(name=job.model)
     remix = services.create_job(
         author=request.user,
-        spec=spec,
+        spec=context["spec"],
         prompt=form.cleaned_data["prompt"],
         seconds=job.seconds,
         size=job.size,
