@@ -172,6 +172,10 @@ def test_simulator_webhook_completes_a_job_with_no_polling_at_all(
     job.refresh_from_db()
     assert job.status == Status.COMPLETED and job.video
     assert job.poll_count == 2, "one look at submit, one when the webhook came"
+    # The simulator logs a delivery once our answer reaches it, a moment after the job is saved.
+    wait_for(
+        lambda: any(d["video_id"] == job.upstream_id for d in provider.webhook_log), timeout=10
+    )
     delivered = [d for d in provider.webhook_log if d["video_id"] == job.upstream_id]
     assert [d["status"] for d in delivered] == [200]
     assert (
