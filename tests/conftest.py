@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from django.contrib.auth.models import Group, User
 from django.db import connection
+from django.test import override_settings
 from django_q.brokers import get_broker
 from django_q.conf import Conf
 
@@ -34,6 +35,21 @@ def simulator() -> Iterator[Simulator]:
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _plain_http() -> Iterator[None]:
+    """DEBUG is off here, so the HTTPS-only settings are on; the test client and live_server
+    speak plain HTTP. (test_security checks those settings in a fresh process.)"""
+    with override_settings(
+        MUXWEB_HTTPS=False,
+        SECURE_SSL_REDIRECT=False,
+        SECURE_HSTS_SECONDS=0,
+        SESSION_COOKIE_SECURE=False,
+        CSRF_COOKIE_SECURE=False,
+        LANGUAGE_COOKIE_SECURE=False,
+    ):
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _tasks_run_inline() -> Iterator[None]:
     # Unit tests run django-q2 tasks in the calling process; the worker tests switch this off.
     Conf.SYNC = True
@@ -41,7 +57,7 @@ def _tasks_run_inline() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
-def provider(simulator: Simulator, settings, tmp_path: Path) -> Simulator:
+def provider(simulator: Simulator, settings, tmp_path: Path) -> Iterator[Simulator]:
     """Every test talks to the simulator, with its own media directory and a fresh provider."""
     settings.MUXWEB_API_BASE = simulator.base_url
     settings.MUXWEB_API_KEY = API_KEY
@@ -53,7 +69,9 @@ def provider(simulator: Simulator, settings, tmp_path: Path) -> Simulator:
     }
     simulator.dialect = "openai"
     simulator.render_seconds = RENDER_SECONDS
-    return simulator
+    simulator.clear_faults()
+    yield simulator
+    simulator.clear_faults()
 
 
 @pytest.fixture

@@ -95,13 +95,21 @@ class ModelSpec(models.Model):
 class Status(models.TextChoices):
     PENDING = "pending", _("Waiting to submit")
     SUBMITTING = "submitting", _("Submitting")
+    # A create was sent but its answer never came: is the job at the provider or not?
+    CHECKING = "checking", _("Checking with provider")
     QUEUED = "queued", _("Queued")
     IN_PROGRESS = "in_progress", _("Rendering")
     COMPLETED = "completed", _("Completed")
     FAILED = "failed", _("Failed")
 
 
-ACTIVE_STATUSES = (Status.PENDING, Status.SUBMITTING, Status.QUEUED, Status.IN_PROGRESS)
+ACTIVE_STATUSES = (
+    Status.PENDING,
+    Status.SUBMITTING,
+    Status.CHECKING,
+    Status.QUEUED,
+    Status.IN_PROGRESS,
+)
 
 # Providers' words for a job's state, lower-cased. Relays say "processing", "succeeded", ...
 UPSTREAM_STATUSES = {
@@ -244,6 +252,9 @@ class VideoJob(models.Model):
     poll_failures = models.PositiveSmallIntegerField(default=0)
     poll_interval = models.FloatField(default=0)
     submit_attempts = models.PositiveSmallIntegerField(default=0)
+    # When the last create went out, and how often the provider was asked whether it arrived.
+    submit_sent_at = models.DateTimeField(null=True, blank=True)
+    reconcile_attempts = models.PositiveSmallIntegerField(default=0)
 
     # The first frame asked for: re-encoded as PNG at exactly the video's size.
     input_reference = models.FileField(_("reference image"), blank=True)

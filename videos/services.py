@@ -21,7 +21,7 @@ from django_q.tasks import async_task
 from PIL import Image
 
 from videos.forms import fit_to_size
-from videos.media import EXTENSIONS, expected_types, sniff_content_type
+from videos.media import EXTENSIONS
 from videos.models import (
     LIFECYCLE_FIELDS,
     MAX_FETCH_ATTEMPTS,
@@ -33,11 +33,26 @@ from videos.models import (
     WebhookEvent,
     map_upstream_status,
 )
+from videos.probe import InvalidDownload, verify_download
 from videos.upstream.client import UpstreamError, default_client
 
 log = logging.getLogger(__name__)
 
 MAX_SUBMIT_ATTEMPTS = 5
+# A create whose answer never came is looked for in the provider's list of jobs. It counts as
+# absent (and is sent again) only when this many listings, this far apart at least from the send,
+# all covered its time and none had it. A provider that cannot be asked leaves it unknown.
+RECONCILE_CONFIRMATIONS = 2
+RECONCILE_SETTLE = 15.0
+RECONCILE_INTERVAL = 5.0
+MAX_RECONCILE_ATTEMPTS = 8
+RECONCILE_PAGES = 5
+# Clocks differ: a provider's created_at may be this much earlier than our send.
+CLOCK_SKEW = timedelta(minutes=2)
+# Polls that fail this many times in a row (with backoff: about 15 minutes) end the job.
+MAX_POLL_FAILURES = 10
+# The longest a Retry-After is honoured for; a provider asking for more is asked again then.
+MAX_RETRY_AFTER = 300.0
 # A job the provider answers 404 for this many times in a row is taken as forgotten.
 MAX_NOT_FOUND = 3
 FIRST_POLL_DELAY = 1.0
@@ -119,9 +134,12 @@ def save_reference(job: VideoJob, image: Image.Image) -> None:
 def submit_job(job_id: int) -> None:
     """Send a pending job to the provider: create (or remix) it upstream."""
     now = timezone.now()
+    # The send time is recorded before the send: should this worker die with the create in
+    # flight, the lease runs out and the job is looked for at the provider, never sent blindly.
     claimed = VideoJob.objects.filter(pk=job_id, status=Status.PENDING).update(
         status=Status.SUBMITTING,
         submit_attempts=F("submit_attempts") + 1,
+        submit_sent_at=now,
         next_poll_at=now + TASK_LEASE,
     )
     if not claimed:
@@ -151,33 +169,183 @@ def submit_job(job_id: int) -> None:
         return
     upstream_id = str(video.get("id") or "")
     if not upstream_id:
-        _fail(job, "invalid_response", "The provider accepted the job but sent no id.")
+        _start_checking(job, UpstreamError("the provider accepted the job but sent no id"))
         return
-    # The id first, on its own: whatever happens next, this paid job is never lost track of.
-    VideoJob.objects.filter(pk=job.pk, status=Status.SUBMITTING).update(
-        upstream_id=upstream_id, submitted_at=timezone.now(), status=Status.QUEUED
-    )
+    _adopt(job, video, from_status=Status.SUBMITTING)
+
+
+def _adopt(job: VideoJob, video: dict, *, from_status: Status) -> bool:
+    """Take the provider's job as this one's: its id first, on its own update, so that whatever
+    happens next this paid job is never lost track of. False if another worker got there first."""
+    try:
+        with transaction.atomic():
+            adopted = VideoJob.objects.filter(
+                pk=job.pk, status=from_status, upstream_id__isnull=True
+            ).update(
+                upstream_id=str(video["id"]),
+                submitted_at=timezone.now(),
+                status=Status.QUEUED,
+                error_code="",
+                error_message="",
+            )
+    except IntegrityError:
+        # Another row already holds this provider id.
+        return False
+    if not adopted:
+        return False
     job.refresh_from_db()
     apply_upstream(job, video, poll_after=FIRST_POLL_DELAY)
     kick_poll_sweep()
+    return True
 
 
 def _submit_failed(job: VideoJob, exc: UpstreamError) -> None:
-    # A create is a paid generation. Resend it only when the provider surely did not take it: no
-    # connection was made, or it said "rate limited". A 4xx is a clear no. Anything else (5xx,
-    # a timeout, a garbled 200) may have created the job upstream and is never resent blindly.
-    if (not exc.sent or exc.status == 429) and job.submit_attempts < MAX_SUBMIT_ATTEMPTS:
-        delay = min(exc.retry_after or 5 * 2 ** (job.submit_attempts - 1), 300)
-        job.status = Status.PENDING
-        job.next_poll_at = timezone.now() + timedelta(seconds=delay)
-        job.error_code = exc.code or "retrying"
-        job.error_message = exc.message
-        log.warning("job %s: submit failed (%s), retrying in %ss", job.pk, exc, delay)
-        _save_lifecycle(job)
+    # A create is a paid generation. It is sent again at once only when the provider surely did
+    # not take it: no connection was made, or it said "rate limited" or "unavailable". A 4xx is
+    # a clear no. Anything else (a timeout, a 500, a garbled 200) may have created the job, so
+    # the provider's list is checked first.
+    if not exc.sent or exc.status in (429, 503):
+        if job.submit_attempts < MAX_SUBMIT_ATTEMPTS:
+            delay = _retry_delay(exc, 5 * 2 ** (job.submit_attempts - 1))
+            job.status = Status.PENDING
+            job.next_poll_at = timezone.now() + timedelta(seconds=delay)
+            job.error_code = exc.code or "retrying"
+            job.error_message = exc.message
+            log.warning("job %s: submit failed (%s), retrying in %ss", job.pk, exc, delay)
+            _save_lifecycle(job)
+        else:
+            _fail(job, _error_code(exc), _last_error(exc, job.submit_attempts))
     elif exc.status is not None and 400 <= exc.status < 500:
         _fail(job, exc.code or f"http_{exc.status}", exc.message)
     else:
-        _fail(job, "submit_outcome_unknown", f"{UNKNOWN_SUBMIT_MESSAGE} ({exc})")
+        _start_checking(job, exc)
+
+
+def _retry_delay(exc: UpstreamError, backoff: float) -> float:
+    """Retry-After when the provider sent one (up to a cap), else our own backoff."""
+    if exc.retry_after is not None:
+        return min(max(exc.retry_after, 0.5), MAX_RETRY_AFTER)
+    return min(backoff, MAX_RETRY_AFTER)
+
+
+def _error_code(exc: UpstreamError) -> str:
+    return exc.code or (f"http_{exc.status}" if exc.status else "unreachable")
+
+
+def _last_error(exc: UpstreamError, attempts: int) -> str:
+    return f"The provider failed {attempts} times in a row; the last error was: {exc}"
+
+
+def _start_checking(job: VideoJob, exc: UpstreamError) -> None:
+    job.status = Status.CHECKING
+    job.reconcile_attempts = 0
+    job.error_code = _error_code(exc)
+    job.error_message = exc.message
+    # The first look comes a little later: a provider's list may lag behind its creates.
+    job.next_poll_at = timezone.now() + timedelta(seconds=RECONCILE_INTERVAL)
+    log.warning("job %s: create outcome unknown (%s), checking with the provider", job.pk, exc)
+    _save_fields(job, [*LIFECYCLE_FIELDS, "reconcile_attempts"])
+
+
+def reconcile_submit(job_id: int) -> None:
+    """Find out whether a create whose answer never came reached the provider.
+
+    The provider's newest jobs are listed and matched on prompt, model, length, size (and the
+    source, for a remix) and time. A match that no other job here has claimed becomes this job's
+    upstream job. With no match, the create is sent again only once the provider has clearly
+    not got it; a provider that cannot be asked leaves the job failed as "unknown", never paid
+    for twice.
+    """
+    job = VideoJob.objects.select_related("remix_of").filter(pk=job_id).first()
+    if job is None or job.status != Status.CHECKING:
+        return
+    job.reconcile_attempts += 1
+    try:
+        video, covered = _find_upstream(job)
+    except UpstreamError as exc:
+        if job.reconcile_attempts >= MAX_RECONCILE_ATTEMPTS:
+            _fail(job, "submit_outcome_unknown", f"{UNKNOWN_SUBMIT_MESSAGE} ({exc})")
+            return
+        delay = _retry_delay(exc, RECONCILE_INTERVAL * 2**job.reconcile_attempts)
+        job.next_poll_at = timezone.now() + timedelta(seconds=delay)
+        job.error_code, job.error_message = _error_code(exc), exc.message
+        _save_fields(job, ["reconcile_attempts", "next_poll_at", "error_code", "error_message"])
+        return
+    if video is not None:
+        if _adopt(job, video, from_status=Status.CHECKING):
+            log.info("job %s: found at the provider as %s", job.pk, video["id"])
+        return
+    settled = (timezone.now() - job.submit_sent_at).total_seconds() >= RECONCILE_SETTLE
+    if covered and settled and job.reconcile_attempts >= RECONCILE_CONFIRMATIONS:
+        log.warning("job %s: not at the provider, sending it again", job.pk)
+        _resend(job)
+        return
+    if job.reconcile_attempts >= MAX_RECONCILE_ATTEMPTS:
+        _fail(job, "submit_outcome_unknown", UNKNOWN_SUBMIT_MESSAGE)
+        return
+    job.next_poll_at = timezone.now() + timedelta(seconds=RECONCILE_INTERVAL)
+    _save_fields(job, ["reconcile_attempts", "next_poll_at"])
+
+
+def _find_upstream(job: VideoJob) -> tuple[dict | None, bool]:
+    """The provider's job that matches this one, if any, and whether the listing went back far
+    enough (to before the first send) to say it is not there."""
+    client = default_client()
+    since = (job.submit_sent_at or job.created_at) - CLOCK_SKEW
+    if job.submit_attempts > 1:
+        # An earlier send may have arrived too: look back to the job's creation.
+        since = job.created_at - CLOCK_SKEW
+    candidates: list[dict] = []
+    covered, after = False, None
+    for _page in range(RECONCILE_PAGES):
+        listing = client.list(limit=100, after=after)
+        videos = [v for v in listing.get("data") or [] if isinstance(v, dict) and v.get("id")]
+        for video in videos:
+            created = _timestamp(video.get("created_at"))
+            if created is not None and created < since:
+                covered = True
+            elif _same_request(job, video):
+                candidates.append(video)
+        if covered or not listing.get("has_more") or not videos:
+            covered = covered or not listing.get("has_more")
+            break
+        after = listing.get("last_id") or videos[-1]["id"]
+    ids = [str(v["id"]) for v in candidates]
+    taken = set(VideoJob.objects.filter(upstream_id__in=ids).values_list("upstream_id", flat=True))
+    free = [v for v in candidates if str(v["id"]) not in taken]
+    # The oldest: the first send is the one that may have gone through.
+    free.sort(key=lambda v: float(v.get("created_at") or 0))
+    return (free[0] if free else None), covered
+
+
+def _same_request(job: VideoJob, video: dict) -> bool:
+    if str(video.get("prompt") or "").strip() != job.prompt.strip():
+        return False
+    if job.remix_of_id:
+        return str(video.get("remixed_from_video_id") or "") == (job.remix_of.upstream_id or "")
+    if str(video.get("model") or job.model) != job.model:
+        return False
+    if str(video.get("size") or job.size) != job.size:
+        return False
+    return str(video.get("seconds") or job.seconds) == str(job.seconds)
+
+
+def _resend(job: VideoJob) -> None:
+    if job.submit_attempts >= MAX_SUBMIT_ATTEMPTS:
+        _fail(job, job.error_code or "submit_failed", _last_error_text(job))
+        return
+    updated = VideoJob.objects.filter(pk=job.pk, status=Status.CHECKING).update(
+        status=Status.PENDING, next_poll_at=timezone.now(), reconcile_attempts=0
+    )
+    if updated:
+        transaction.on_commit(lambda: async_task("videos.tasks.submit_job", job.pk))
+
+
+def _last_error_text(job: VideoJob) -> str:
+    return (
+        f"The provider failed {job.submit_attempts} times in a row; "
+        f"the last error was: {job.error_message}"
+    )
 
 
 UNKNOWN_SUBMIT_MESSAGE = (
@@ -304,12 +472,15 @@ def record_poll_failure(job: VideoJob, exc: UpstreamError) -> None:
     if exc.status == 404 and job.poll_failures >= MAX_NOT_FOUND:
         _fail(job, "not_found", "The provider no longer knows this job.")
         return
+    if job.poll_failures >= MAX_POLL_FAILURES:
+        _fail(job, _error_code(exc), _last_error(exc, job.poll_failures))
+        return
     if job.is_overdue(now):
         _fail(job, exc.code or "timeout", f"The provider did not finish the job in time: {exc}")
         return
-    delay = min(max(exc.retry_after or 0, 2 ** min(job.poll_failures, 8)), MAX_POLL_BACKOFF)
-    job.next_poll_at = now + timedelta(seconds=delay)
-    job.error_code = exc.code or (f"http_{exc.status}" if exc.status else "unreachable")
+    delay = _retry_delay(exc, 2 ** min(job.poll_failures, 8))
+    job.next_poll_at = now + timedelta(seconds=min(delay, MAX_POLL_BACKOFF))
+    job.error_code = _error_code(exc)
     job.error_message = exc.message
     log.warning("job %s: poll failed (%s), %s in a row", job.pk, exc, job.poll_failures)
     _save_lifecycle(job)
@@ -361,8 +532,11 @@ def poll_due_jobs(now: datetime | None = None) -> int:
                 async_task("videos.tasks.submit_job", job.pk)
         elif job.status == Status.SUBMITTING:
             # Its lease ran out: the worker submitting it died, and whether the provider got the
-            # create is unknown. It is not resent blindly: that could pay for it twice.
-            _fail(job, "submit_outcome_unknown", UNKNOWN_SUBMIT_MESSAGE)
+            # create is unknown. It is looked for before anything is sent again.
+            _start_checking(job, UpstreamError("the worker sending the job stopped"))
+        elif job.status == Status.CHECKING:
+            if _claim(job, now):
+                async_task("videos.tasks.reconcile_submit", job.pk)
         elif job.status == Status.COMPLETED:
             enqueue_fetch(job)
         else:
@@ -455,20 +629,21 @@ def fetch_assets(job_id: int) -> None:
     job.refresh_from_db()
     client = default_client()
     media_dir = job_media_dir(job)
+    _remove_partial_downloads(media_dir)
     try:
         # The thumbnail first: the gallery card can show it while the video still downloads.
         for variant in ("thumbnail", "spritesheet", "video"):
             if job.has_asset(variant):
                 continue
-            staging = media_dir / f".{variant}.{uuid.uuid4().hex}.download"
+            staging = media_dir / f"{STAGING_PREFIX}{variant}.{uuid.uuid4().hex}.download"
             try:
                 client.download(job.upstream_id, variant, staging)
-                content_type = sniff_content_type(staging)
-                if content_type not in expected_types(variant):
-                    raise UpstreamError(
-                        f"the provider's {variant} is not a {variant} file "
-                        f"({content_type or 'unknown type'})"
+                try:
+                    content_type = verify_download(
+                        staging, variant, seconds=job.seconds, size=job.size
                     )
+                except InvalidDownload as exc:
+                    raise UpstreamError(str(exc), code="invalid_download") from None
                 name = asset_name(job, variant, content_type)
                 staging.replace(Path(settings.MEDIA_ROOT) / name)
             finally:
@@ -483,6 +658,20 @@ def fetch_assets(job_id: int) -> None:
     job.fetch_error = ""
     job.next_poll_at = None
     _save_fields(job, ["assets_fetched_at", "fetch_error", "next_poll_at"])
+
+
+STAGING_PREFIX = ".staging."
+
+
+def _remove_partial_downloads(media_dir: Path) -> None:
+    """Delete what an earlier attempt left half-written (its worker was killed mid-download).
+
+    Safe once this attempt holds the claim: no other download of this job is still running.
+    """
+    for path in media_dir.glob(".*"):
+        if path.name.startswith(STAGING_PREFIX) or path.suffix == ".part":
+            path.unlink(missing_ok=True)
+            log.info("job %s: removed a partial download %s", media_dir.name, path.name)
 
 
 def _fetch_failed(job: VideoJob, exc: Exception) -> None:

@@ -7,6 +7,10 @@ def submit_job(job_id: int) -> None:
     services.submit_job(job_id)
 
 
+def reconcile_submit(job_id: int) -> None:
+    services.reconcile_submit(job_id)
+
+
 def fetch_assets(job_id: int) -> None:
     services.fetch_assets(job_id)
 

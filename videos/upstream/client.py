@@ -7,8 +7,10 @@ goes into the Authorization header and nowhere else: not into exceptions, reprs 
 
 import logging
 import os
+import random
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,16 @@ from urllib3.util.retry import Retry
 log = logging.getLogger(__name__)
 
 DOWNLOAD_CHUNK = 1024 * 1024
+# Reads and deletes are safe to repeat, so a provider's passing trouble (429, 5xx, a refused
+# connection, a garbled answer) is retried within the call: this many more times, waiting
+# `RETRY_BACKOFF` × 2ⁿ (with jitter) or what Retry-After asks, up to `MAX_RETRY_WAIT`.
+# A provider that asks for longer gets the error back, and the caller schedules a later try.
+# Creates and remixes are never repeated here: they may already be paid generations.
+RETRY_METHODS = frozenset({"GET", "DELETE"})
+RETRIES = 2
+RETRY_BACKOFF = 0.5
+MAX_RETRY_WAIT = 10.0
+MAX_REDIRECTS = 5
 
 _session: requests.Session | None = None
 _session_lock = threading.Lock()
@@ -46,6 +58,8 @@ def pooled_session() -> requests.Session:
             adapter = HTTPAdapter(pool_connections=4, pool_maxsize=32, max_retries=retries)
             session.mount("http://", adapter)
             session.mount("https://", adapter)
+            # Downloads may be redirected to a storage host; a chain of them is a broken provider.
+            session.max_redirects = MAX_REDIRECTS
             _session = session
         return _session
 
@@ -78,14 +92,20 @@ class UpstreamError(Exception):
         self.sent = sent
 
     def __str__(self) -> str:
-        where = f"HTTP {self.status}" if self.status else "no response"
-        code = f" {self.code}" if self.code else ""
-        return f"{where}{code}: {self.message}"
+        where = " ".join(filter(None, [f"HTTP {self.status}" if self.status else "", self.code]))
+        return f"{where or 'no response'}: {self.message}"
 
     @property
     def is_transient(self) -> bool:
-        """Worth trying again later: no answer, rate limited, or the provider's own trouble."""
-        return self.status is None or self.status == 429 or self.status >= 500
+        """Worth trying again later: no answer, rate limited, the provider's own trouble, or an
+        answer garbled on the way."""
+        return (
+            self.status is None or self.status == 429 or self.status >= 500 or self.code == GARBLED
+        )
+
+
+# The code of an UpstreamError for a 2xx answer that was not the JSON object promised.
+GARBLED = "invalid_response"
 
 
 class UpstreamUnreachable(UpstreamError):
@@ -143,11 +163,15 @@ class VideosClient:
         *,
         timeout: tuple[float, float] = (5.0, 60.0),
         session: requests.Session | None = None,
+        retries: int = RETRIES,
+        max_retry_wait: float = MAX_RETRY_WAIT,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
         self.timeout = timeout
         self.session = session or pooled_session()
+        self.retries = retries
+        self.max_retry_wait = max_retry_wait
 
     def __repr__(self) -> str:
         return f"<VideosClient {self.base_url}>"
@@ -155,9 +179,42 @@ class VideosClient:
     def with_read_timeout(self, seconds: float) -> "VideosClient":
         """The same client, waiting at most `seconds` for an answer (never longer than now)."""
         timeout = (self.timeout[0], min(self.timeout[1], seconds))
-        return VideosClient(self.base_url, self._api_key, timeout=timeout, session=self.session)
+        return VideosClient(
+            self.base_url,
+            self._api_key,
+            timeout=timeout,
+            session=self.session,
+            retries=self.retries,
+            max_retry_wait=self.max_retry_wait,
+        )
 
     def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        return self._retrying(method, lambda: self._send(method, path, **kwargs))
+
+    def _retrying(self, method: str, call: Any) -> Any:
+        """`call()`, repeated on passing trouble when `method` is safe to repeat."""
+        attempt = 0
+        while True:
+            try:
+                return call()
+            except UpstreamError as exc:
+                attempt += 1
+                wait = self._retry_wait(exc, attempt) if method in RETRY_METHODS else None
+                if wait is None:
+                    raise
+                log.info("provider %s failed (%s), trying again in %.1fs", method, exc, wait)
+                time.sleep(wait)
+
+    def _retry_wait(self, exc: UpstreamError, attempt: int) -> float | None:
+        # A read timeout already cost a whole timeout: the caller's own backoff handles it.
+        if attempt > self.retries or not exc.is_transient or isinstance(exc, UpstreamTimeout):
+            return None
+        if exc.retry_after is not None:
+            return exc.retry_after if exc.retry_after <= self.max_retry_wait else None
+        backoff = RETRY_BACKOFF * 2 ** (attempt - 1)
+        return min(backoff * random.uniform(0.5, 1.0), self.max_retry_wait)
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         headers = kwargs.pop("headers", {})
         headers["Authorization"] = f"Bearer {self._api_key}"
         url = f"{self.base_url}{path}"
@@ -186,16 +243,24 @@ class VideosClient:
         return response
 
     def _json(self, method: str, path: str, **kwargs: Any) -> tuple[dict, requests.Response]:
-        response = self._request(method, path, **kwargs)
+        # Read and parsed inside the retries: a garbled answer to a read is asked again.
+        return self._retrying(method, lambda: self._json_once(method, path, **kwargs))
+
+    def _json_once(self, method: str, path: str, **kwargs: Any) -> tuple[dict, requests.Response]:
+        response = self._send(method, path, **kwargs)
         try:
             body = response.json()
         except ValueError:
             raise UpstreamError(
-                "the provider sent a response that is not JSON", status=response.status_code
+                "the provider sent a response that is not JSON",
+                status=response.status_code,
+                code=GARBLED,
             ) from None
         if not isinstance(body, dict):
             raise UpstreamError(
-                "the provider sent an unexpected response", status=response.status_code
+                "the provider sent an unexpected response",
+                status=response.status_code,
+                code=GARBLED,
             )
         return body, response
 

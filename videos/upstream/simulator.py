@@ -149,6 +149,14 @@ class Reply:
     file: BinaryIO | None = None
     content_type: str = "application/json"
     headers: dict[str, str] = field(default_factory=dict)
+    # Bytes sent as they are, instead of `body` as JSON.
+    raw: bytes | None = None
+    # Faults on the wire: no answer for this long, then hang up; half the body, then hang up;
+    # the body at this many bytes per second; this many bytes of MP4 padding after the file.
+    hang: float = 0.0
+    cut: bool = False
+    rate: int = 0
+    padding: int = 0
 
 
 @dataclass
@@ -192,14 +200,119 @@ class _Job:
         return now - self.started >= self.render_seconds + self.expires_after
 
 
+# (method, path, route name): the name is what a fault targets and the handler is `_<name>`.
 ROUTES: list[tuple[str, re.Pattern[str], str]] = [
-    ("POST", re.compile(r"/v1/videos"), "_create_video"),
-    ("GET", re.compile(r"/v1/videos"), "_list_videos"),
-    ("GET", re.compile(r"/v1/videos/(?P<video_id>[^/]+)"), "_retrieve_video"),
-    ("DELETE", re.compile(r"/v1/videos/(?P<video_id>[^/]+)"), "_delete_video"),
-    ("POST", re.compile(r"/v1/videos/(?P<video_id>[^/]+)/remix"), "_remix_video"),
-    ("GET", re.compile(r"/v1/videos/(?P<video_id>[^/]+)/content"), "_download_content"),
+    ("POST", re.compile(r"/v1/videos"), "create"),
+    ("GET", re.compile(r"/v1/videos"), "list"),
+    ("GET", re.compile(r"/v1/videos/(?P<video_id>[^/]+)"), "retrieve"),
+    ("DELETE", re.compile(r"/v1/videos/(?P<video_id>[^/]+)"), "delete"),
+    ("POST", re.compile(r"/v1/videos/(?P<video_id>[^/]+)/remix"), "remix"),
+    ("GET", re.compile(r"/v1/videos/(?P<video_id>[^/]+)/content"), "content"),
+    # Where a `redirect` fault sends downloads: a signed link that needs no key, like a CDN's.
+    ("GET", re.compile(r"/files/(?P<video_id>[^/]+)/(?P<variant>\w+)"), "signed_file"),
 ]
+UNAUTHENTICATED_ROUTES = frozenset({"signed_file"})
+SIGNED_LINK_SECONDS = 300
+
+# Faults the simulator can inject, by kind; see `Fault`.
+FAULT_STATUSES = {"429": 429, "500": 500, "502": 502, "503": 503}
+FAULT_KINDS = frozenset(
+    {*FAULT_STATUSES, "refuse", "hang", "cut", "html", "slow", "redirect", "vanish", "garbled"}
+    | {"oddcase", "pad"}
+)
+FAULT_ROUTES = frozenset({"*", "create", "list", "retrieve", "delete", "remix", "content"})
+ODD_CASE = {"queued": "Queued", "in_progress": "IN_PROGRESS", "processing": "Processing"} | {
+    "completed": "COMPLETED",
+    "failed": "Failed",
+}
+GATEWAY_PAGE = (
+    "<html><head><title>{status} Bad Gateway</title></head>"
+    "<body><h1>{status} Bad Gateway</h1><hr>nginx</body></html>"
+)
+
+
+@dataclass
+class Fault:
+    """One injected misbehaviour: what goes wrong, on which route, and how many more times.
+
+    Kinds: `429` (with Retry-After), `500`, `502` (an HTML page from a gateway), `503`;
+    `refuse` (nothing listens for `seconds`: connections are refused); `hang` (the request is
+    carried out but no answer comes for `seconds`, then the connection closes); `cut` (half the
+    body, then the connection drops); `html` (200 with an HTML error page instead of the body);
+    `slow` (the body at `rate` bytes per second); `redirect` (`content` answers 302 to a signed
+    link); `vanish` (the job is forgotten: 404 from now on); `garbled` (200 with JSON cut short);
+    `oddcase` (statuses in odd case, e.g. "IN_PROGRESS"); `pad` (the MP4 grows by `size` bytes of
+    padding, a valid `free` box, to test big downloads).
+
+    `times` is how many requests it hits (None: all of them); `chance` makes each hit random.
+    """
+
+    route: str
+    kind: str
+    times: int | None = 1
+    chance: float = 1.0
+    variant: str | None = None
+    seconds: float = 30.0
+    retry_after: float = 1.0
+    rate: int = 256 * 1024
+    size: int = 0
+    hits: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {self.kind!r}: one of {sorted(FAULT_KINDS)}")
+        if self.route not in FAULT_ROUTES:
+            raise ValueError(f"unknown route {self.route!r}: one of {sorted(FAULT_ROUTES)}")
+        if self.variant is not None and self.variant not in VARIANTS:
+            raise ValueError(f"unknown variant {self.variant!r}")
+        if not 0 < self.chance <= 1:
+            raise ValueError("chance must be above 0 and at most 1")
+
+    def matches(self, route: str, request: "ApiRequest") -> bool:
+        if self.route not in ("*", route) or self.times == 0:
+            return False
+        if self.variant and request.query.get("variant", "video") != self.variant:
+            return False
+        return self.chance >= 1 or secrets.randbelow(10**6) < self.chance * 10**6
+
+
+def parse_faults(spec: str) -> list[Fault]:
+    """Faults from text, `;`-separated, each `route:kind[:option=value...]`.
+
+    For example `create:hang:seconds=20;retrieve:503:times=3;content:cut:variant=video` or
+    `*:500:times=always:chance=0.05`. Options are the fields of `Fault`.
+    """
+    faults = []
+    for item in filter(None, (part.strip() for part in spec.split(";"))):
+        route, _, rest = item.partition(":")
+        kind, *options = rest.split(":")
+        values: dict[str, Any] = {}
+        for option in options:
+            name, sep, raw = option.partition("=")
+            if not sep or name not in FAULT_OPTIONS:
+                raise ValueError(f"bad fault option {option!r} in {item!r}")
+            if name == "times" and raw == "always":
+                values[name] = None
+            elif name == "variant":
+                values[name] = raw
+            else:
+                try:
+                    values[name] = FAULT_OPTIONS[name](raw)
+                except ValueError:
+                    raise ValueError(f"bad value for {name} in {item!r}") from None
+        faults.append(Fault(route=route.strip(), kind=kind.strip(), **values))
+    return faults
+
+
+FAULT_OPTIONS: dict[str, Callable[[str], Any]] = {
+    "times": int,
+    "chance": float,
+    "variant": str,
+    "seconds": float,
+    "retry_after": float,
+    "rate": int,
+    "size": int,
+}
 
 
 class Simulator:
@@ -228,6 +341,7 @@ class Simulator:
         webhook_url: str | None = None,
         webhook_secret: str | None = None,
         webhook_retries: int = 5,
+        faults: list[Fault] | None = None,
     ) -> None:
         self.api_key = api_key
         self.render_seconds = render_seconds
@@ -249,6 +363,16 @@ class Simulator:
         self._ticker: threading.Thread | None = None
         self._stopping = threading.Event()
         self._server = _Server((host, port), self)
+        self._address = self._server.server_address[:2]
+        # Signs the links a `redirect` fault hands out.
+        self._link_key = secrets.token_bytes(32)
+        self._refuse_at_start = 0.0
+        self.faults: list[Fault] = []
+        # (route, kind) of every fault that hit, in order.
+        self.fault_log: list[tuple[str, str]] = []
+        self._faults_lock = threading.Lock()
+        for fault in faults or []:
+            self.inject(fault)
 
     @property
     def webhook_secret(self) -> str | None:
@@ -262,7 +386,7 @@ class Simulator:
 
     @property
     def base_url(self) -> str:
-        host, port = self._server.server_address[:2]
+        host, port = self._address
         if host == "0.0.0.0":  # noqa: S104 (only naming the wildcard, not binding to it)
             host = "127.0.0.1"
         return f"http://{host}:{port}/v1"
@@ -277,12 +401,16 @@ class Simulator:
             daemon=True,
         )
         self._thread.start()
+        if self._refuse_at_start:
+            self.refuse_connections(self._refuse_at_start)
+            self._refuse_at_start = 0.0
         return self
 
     def serve_forever(self) -> None:
-        """Serve in the calling thread until interrupted (Ctrl-C raises KeyboardInterrupt)."""
-        self._start_ticker()
-        self._server.serve_forever(poll_interval=0.2)
+        """Serve until interrupted (Ctrl-C raises KeyboardInterrupt in the calling thread)."""
+        self.start()
+        while not self._stopping.wait(0.5):
+            pass
 
     def stop(self) -> None:
         """Stop serving and announcing, drop open connections, and remove a media directory it made.
@@ -301,6 +429,71 @@ class Simulator:
         self._server.close_connections()
         if self._owns_media_dir and self._media_dir is not None:
             shutil.rmtree(self._media_dir, ignore_errors=True)
+
+    def inject(self, fault: Fault | str, kind: str | None = None, **options: Any) -> Fault:
+        """Add a fault: `inject("create", "hang", seconds=5)`, or a `Fault` made elsewhere.
+
+        A `refuse` fault takes effect at once: nothing listens for its `seconds`.
+        """
+        if not isinstance(fault, Fault):
+            if kind is None:
+                raise TypeError("inject(route, kind, ...) needs a kind")
+            fault = Fault(route=fault, kind=kind, **options)
+        if fault.kind == "refuse":
+            if self._thread is None:
+                # Given before serving (from the command line): refused from the start.
+                self._refuse_at_start = fault.seconds
+            else:
+                self.fault_log.append((fault.route, fault.kind))
+                self.refuse_connections(fault.seconds)
+            return fault
+        with self._faults_lock:
+            self.faults.append(fault)
+        return fault
+
+    def clear_faults(self) -> None:
+        with self._faults_lock:
+            self.faults.clear()
+            self.fault_log.clear()
+
+    def refuse_connections(self, seconds: float) -> None:
+        """Stop listening for `seconds`: connections are refused, as when a server is down.
+
+        Open keep-alive connections are dropped too. Only while serving from `start()`'s thread.
+        """
+        if self._thread is None:
+            raise RuntimeError("the simulator is not serving")
+        self._server.shutdown()
+        self._thread.join()
+        self._server.server_close()
+        self._server.close_connections()
+        self._thread = None
+        timer = threading.Timer(seconds, self._listen_again)
+        timer.daemon = True
+        timer.start()
+
+    def _listen_again(self) -> None:
+        if self._stopping.is_set():
+            return
+        self._server = _Server(self._address, self)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name="muxweb-simulator",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def _take_fault(self, route: str, request: "ApiRequest") -> Fault | None:
+        with self._faults_lock:
+            for fault in self.faults:
+                if fault.matches(route, request):
+                    if fault.times is not None:
+                        fault.times -= 1
+                    fault.hits += 1
+                    self.fault_log.append((route, fault.kind))
+                    return fault
+        return None
 
     def job(self, video_id: str) -> dict:
         """The job as the API returns it now; KeyError if there is no such job."""
@@ -326,9 +519,14 @@ class Simulator:
     def dispatch(self, request: ApiRequest) -> Reply:
         """Answer one request: authenticate, route, run the handler, map errors to envelopes."""
         try:
-            self._authenticate(request)
-            handler, request.params = self._route(request)
-            return handler(request)
+            route, request.params = self._route(request)
+            if route not in UNAUTHENTICATED_ROUTES:
+                self._authenticate(request)
+            handler = getattr(self, f"_{route}")
+            fault = self._take_fault(route, request)
+            if fault is None:
+                return handler(request)
+            return self._misbehave(fault, route, request, handler)
         except ApiError as error:
             return error.reply()
         except Exception:
@@ -353,7 +551,7 @@ class Simulator:
         if not hmac.compare_digest(key.encode(), self.api_key.encode()):
             raise ApiError(401, "Incorrect API key provided.", code="invalid_api_key")
 
-    def _route(self, request: ApiRequest) -> tuple[Callable[[ApiRequest], Reply], dict[str, str]]:
+    def _route(self, request: ApiRequest) -> tuple[str, dict[str, str]]:
         allowed = []
         for method, pattern, name in ROUTES:
             match = pattern.fullmatch(request.path)
@@ -361,9 +559,10 @@ class Simulator:
                 continue
             if method == request.method:
                 params = {key: unquote(value) for key, value in match.groupdict().items()}
-                return getattr(self, name), params
+                return name, params
             allowed.append(method)
         if allowed:
+            self._authenticate(request)
             raise ApiError(
                 405,
                 f"Method {request.method} is not allowed on {request.path}.",
@@ -372,7 +571,7 @@ class Simulator:
             )
         raise ApiError(404, f"Unknown path: {request.path}.", code="not_found")
 
-    def _create_video(self, request: ApiRequest) -> Reply:
+    def _create(self, request: ApiRequest) -> Reply:
         if request.headers.get_content_type() == "multipart/form-data":
             fields, upload = _multipart_fields(request)
         else:
@@ -392,7 +591,7 @@ class Simulator:
             _check_reference_object(fields["input_reference"])
         return Reply(body=self._add_job(**spec, reference=reference))
 
-    def _list_videos(self, request: ApiRequest) -> Reply:
+    def _list(self, request: ApiRequest) -> Reply:
         limit = _limit(request.query.get("limit"))
         order = request.query.get("order", "desc")
         if order not in ("asc", "desc"):
@@ -422,14 +621,14 @@ class Simulator:
             }
         )
 
-    def _retrieve_video(self, request: ApiRequest) -> Reply:
+    def _retrieve(self, request: ApiRequest) -> Reply:
         video = self._video(self._get(request.params["video_id"]), time.monotonic())
         headers = {}
         if video["status"] not in TERMINAL:
             headers["openai-poll-after-ms"] = str(self.poll_after_ms)
         return Reply(body=video, headers=headers)
 
-    def _delete_video(self, request: ApiRequest) -> Reply:
+    def _delete(self, request: ApiRequest) -> Reply:
         job = self._get(request.params["video_id"])
         status, _ = job.phase(time.monotonic())
         if status not in TERMINAL:
@@ -449,7 +648,7 @@ class Simulator:
         self._remove_files(job)
         return Reply(body={"id": job.id, "object": "video.deleted", "deleted": True})
 
-    def _remix_video(self, request: ApiRequest) -> Reply:
+    def _remix(self, request: ApiRequest) -> Reply:
         source = self._get(request.params["video_id"])
         fields = _json_object(request)
         _reject_unknown(fields, {"prompt"})
@@ -471,7 +670,7 @@ class Simulator:
         )
         return Reply(body=video)
 
-    def _download_content(self, request: ApiRequest) -> Reply:
+    def _content(self, request: ApiRequest) -> Reply:
         variant = request.query.get("variant", "video")
         if variant not in VARIANTS:
             raise ApiError(
@@ -492,6 +691,81 @@ class Simulator:
         if job.expired(now):
             raise ApiError(404, f"The content of video {job.id} has expired.", code="video_expired")
         return Reply(file=self._open_asset(job, variant), content_type=VARIANTS[variant][1])
+
+    def _misbehave(
+        self, fault: Fault, route: str, request: ApiRequest, handler: Callable[[ApiRequest], Reply]
+    ) -> Reply:
+        """The reply to a request a fault hit. Faults on the wire let the request do its work."""
+        if status := FAULT_STATUSES.get(fault.kind):
+            if status == 502:
+                page = GATEWAY_PAGE.format(status=status).encode()
+                return Reply(status=status, raw=page, content_type="text/html")
+            headers = {"Retry-After": f"{fault.retry_after:g}"} if status == 429 else {}
+            code, kind = ("rate_limit_exceeded", "requests") if status == 429 else (None, "server")
+            message = "Rate limit reached." if status == 429 else "The server had an error."
+            raise ApiError(status, message, code=code, error_type=kind, headers=headers)
+        if fault.kind == "vanish":
+            with self._lock:
+                job = self._jobs.pop(request.params.get("video_id", ""), None)
+            if job is not None:
+                job.announced = True
+                self._remove_files(job)
+        if fault.kind == "redirect" and route == "content":
+            reply = handler(request)
+            if reply.file is not None:
+                reply.file.close()
+            return Reply(status=302, raw=b"", headers={"Location": self._signed_link(request)})
+        reply = handler(request)
+        if fault.kind == "hang":
+            reply.hang = fault.seconds
+        elif fault.kind == "cut":
+            reply.cut = True
+        elif fault.kind == "slow":
+            reply.rate = fault.rate
+        elif fault.kind == "pad" and reply.content_type == "video/mp4":
+            reply.padding = fault.size
+        elif fault.kind == "html" and reply.status == 200:
+            if reply.file is not None:
+                reply.file.close()
+            page = b"<!DOCTYPE html><html><body><h1>Something went wrong</h1></body></html>"
+            return Reply(raw=page, content_type="text/html; charset=utf-8")
+        elif fault.kind == "garbled" and reply.file is None:
+            text = json.dumps(reply.body).encode()
+            reply.raw = text[: max(len(text) // 2, 1)]
+        elif fault.kind == "oddcase" and isinstance(reply.body, dict):
+            for video in reply.body.get("data") or [reply.body]:
+                if isinstance(video, dict) and video.get("status") in ODD_CASE:
+                    video["status"] = ODD_CASE[video["status"]]
+        return reply
+
+    def _signed_link(self, request: ApiRequest) -> str:
+        video_id = request.params["video_id"]
+        variant = request.query.get("variant", "video")
+        expires = int(time.time()) + SIGNED_LINK_SECONDS
+        signature = self._link_signature(video_id, variant, expires)
+        host, port = self._address
+        # Another host name for the same server: the client must not send its key along.
+        other_host = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host  # noqa: S104
+        return f"http://{other_host}:{port}/files/{video_id}/{variant}?e={expires}&s={signature}"
+
+    def _link_signature(self, video_id: str, variant: str, expires: int) -> str:
+        message = f"{video_id}/{variant}/{expires}".encode()
+        return hmac.new(self._link_key, message, hashlib.sha256).hexdigest()
+
+    def _signed_file(self, request: ApiRequest) -> Reply:
+        """A download through a signed link, which needs no key (and refuses one)."""
+        video_id, variant = request.params["video_id"], request.params["variant"]
+        try:
+            expires = int(request.query.get("e", ""))
+        except ValueError:
+            expires = 0
+        expected = self._link_signature(video_id, variant, expires)
+        if not hmac.compare_digest(expected, request.query.get("s", "")) or time.time() > expires:
+            raise ApiError(403, "This link is not valid.", code="invalid_signature")
+        if "Authorization" in request.headers:
+            raise ApiError(400, "Signed links must be fetched without credentials.")
+        request.query = {"variant": variant}
+        return self._content(request)
 
     def _get(self, video_id: str) -> _Job:
         with self._lock:
@@ -1108,24 +1382,71 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send(self, reply: Reply) -> None:
         try:
+            if reply.hang:
+                # Carried out, never answered: the client's read timeout is all it gets.
+                self.server.simulator._stopping.wait(reply.hang)
+                self.close_connection = True
+                return
             if reply.file is not None:
                 payload = None
                 length = os.fstat(reply.file.fileno()).st_size
             else:
-                payload = json.dumps(reply.body).encode()
+                payload = reply.raw if reply.raw is not None else json.dumps(reply.body).encode()
                 length = len(payload)
+            padding = _free_box_header(reply.padding) if reply.padding else b""
             self.send_response(reply.status)
             self.send_header("Content-Type", reply.content_type)
-            self.send_header("Content-Length", str(length))
+            self.send_header("Content-Length", str(length + reply.padding))
             for name, value in reply.headers.items():
                 self.send_header(name, value)
             self.end_headers()
             if self.command == "HEAD":
                 return
-            if reply.file is not None:
-                shutil.copyfileobj(reply.file, self.wfile, COPY_CHUNK)
-            else:
-                self.wfile.write(payload)
+            body = reply.file or io.BytesIO(payload or b"")
+            limit = length // 2 if reply.cut else length
+            self._copy(body, limit, reply.rate)
+            if reply.cut:
+                # The promised length never arrives: hang up mid-body.
+                self.close_connection = True
+                self.wfile.flush()
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
+            if padding:
+                self.wfile.write(padding)
+                self._copy(_Zeros(), reply.padding - len(padding), 0)
         finally:
             if reply.file is not None:
                 reply.file.close()
+
+    def _copy(self, source: BinaryIO, limit: int, rate: int) -> None:
+        """Write `limit` bytes of `source`, at `rate` bytes per second when rate is set."""
+        # A tenth of a second's worth at a time, so even a small file arrives at the rate.
+        chunk_size = max(min(COPY_CHUNK, rate // 10), 1) if rate else COPY_CHUNK
+        remaining = limit
+        while remaining > 0:
+            chunk = source.read(min(chunk_size, remaining))
+            if not chunk:
+                break
+            self.wfile.write(chunk)
+            remaining -= len(chunk)
+            if rate and self.server.simulator._stopping.wait(len(chunk) / rate):
+                break
+
+
+class _Zeros(io.RawIOBase):
+    """An endless run of zero bytes, read without ever holding more than one chunk."""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        view[:] = bytes(len(view))
+        return len(view)
+
+
+def _free_box_header(size: int) -> bytes:
+    # An MP4 `free` box: players skip it, so the file stays valid however big it gets.
+    if size < 8 or size >= 2**32:
+        raise ValueError("padding must be 8 bytes to 4 GiB")
+    return size.to_bytes(4, "big") + b"free"

@@ -10,7 +10,7 @@ import signal
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from videos.upstream.simulator import Simulator
+from videos.upstream.simulator import Simulator, parse_faults
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -75,6 +75,13 @@ class Command(BaseCommand):
             help="Standard Webhooks signing secret, whsec_<base64> (default: from settings).",
         )
 
+        parser.add_argument(
+            "--faults",
+            default=getattr(settings, "MUXWEB_SIMULATOR_FAULTS", ""),
+            help='Faults to inject, e.g. "create:hang:seconds=20;retrieve:503:times=3" '
+            "(default: MUXWEB_SIMULATOR_FAULTS).",
+        )
+
     def handle(
         self,
         *args,
@@ -88,6 +95,7 @@ class Command(BaseCommand):
         expires_after: int,
         webhook_url: str | None,
         webhook_secret: str | None,
+        faults: str,
         verbosity: int,
         **options,
     ) -> None:
@@ -104,6 +112,7 @@ class Command(BaseCommand):
                 verbose=verbosity >= 2,
                 webhook_url=webhook_url,
                 webhook_secret=webhook_secret,
+                faults=parse_faults(faults),
             )
         except OSError as exc:
             raise CommandError(f"cannot listen on {host}:{port}: {exc}") from exc
@@ -112,6 +121,8 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, _interrupt)
         # Neither the key nor the webhook secret is printed: from settings, they may be real ones.
         webhooks = f", webhooks to {webhook_url}" if webhook_url else ""
+        if simulator.faults:
+            webhooks += f", injecting faults: {faults}"
         self.stdout.write(
             f"Simulator serving {simulator.base_url} "
             f"(render {render_seconds:g}s, {dialect} dialect{webhooks}); Ctrl-C stops it."
