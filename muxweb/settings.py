@@ -8,6 +8,7 @@ and Redis; MUXWEB_API_BASE and MUXWEB_API_KEY switch to a real provider.
 import os
 import secrets
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -93,12 +94,15 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "django_q",
+    "axes",
     "template_partials",
     "videos",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Before whitenoise, so that static files carry the policy too.
+    "muxweb.security.content_security_policy",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -110,6 +114,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "muxweb.urls"
@@ -188,6 +194,51 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "videos-gallery"
 LOGOUT_REDIRECT_URL = "login"
 
+# Login throttling (django-axes): after MUXWEB_LOGIN_FAILURE_LIMIT failures for one username from
+# one address, that pair is refused for the cool-off, which every further try restarts. Other
+# users and other addresses are not affected; a successful login clears the count.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = int(env_number("MUXWEB_LOGIN_FAILURE_LIMIT", 5))
+AXES_COOLOFF_TIME = timedelta(minutes=env_number("MUXWEB_LOGIN_COOLOFF_MINUTES", 15, float))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "muxweb.security.lockout_response"
+
+# HTTPS only: redirects, HSTS and cookies that never travel over plain HTTP. On unless DEBUG;
+# `manage.py up` turns it off for its own processes when it serves plain HTTP on this machine.
+MUXWEB_HTTPS = env_bool("MUXWEB_HTTPS", not DEBUG)
+SECURE_SSL_REDIRECT = MUXWEB_HTTPS
+# Load balancers and `up` check health over plain HTTP.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+# TLS ends at the proxy in front, which must set (never pass through) X-Forwarded-Proto.
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_HSTS_SECONDS = 365 * 24 * 3600 if MUXWEB_HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+# Only allows a submission to the browsers' preload list; nothing is submitted by itself.
+SECURE_HSTS_PRELOAD = True
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = LANGUAGE_COOKIE_SECURE = MUXWEB_HTTPS
+SESSION_COOKIE_HTTPONLY = LANGUAGE_COOKIE_HTTPONLY = True
+# htmx takes the CSRF token from the page (<body hx-headers>): no script needs the cookie.
+CSRF_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = CSRF_COOKIE_SAMESITE = LANGUAGE_COOKIE_SAMESITE = "Lax"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+# Error reports star every variable named like a secret, not only settings.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "muxweb.security.ErrorReportFilter"
+# The biggest request body taken at all (a 20 MB reference image and the form around it); the
+# form says when an image is too big, this stops a multi-gigabyte body before it is read.
+MUXWEB_MAX_REQUEST_BYTES = 25 * 1024 * 1024
+FILE_UPLOAD_HANDLERS = [
+    "muxweb.security.RequestSizeLimit",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
+
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", _("English")), ("zh-hans", _("Simplified Chinese"))]
 LOCALE_PATHS = [BASE_DIR / "locale"]
@@ -199,8 +250,19 @@ STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = DATA_DIR / "static"
 STATIC_ROOT.mkdir(exist_ok=True)
-# Cached videos live here. Nothing maps this directory to a URL: media.py serves it after login.
+# Cached videos live here. No public URL maps this directory: media.py serves it after login.
 MEDIA_ROOT = DATA_DIR / "media"
+# Who sends a cached file once the view has checked access: `django` itself, or the web server in
+# front, told by X-Accel-Redirect (`nginx`, into the internal location MUXWEB_MEDIA_ACCEL_PREFIX
+# that aliases MEDIA_ROOT, see docs/nginx.conf) or by X-Sendfile (`sendfile`: Apache, lighttpd).
+MEDIA_SERVING_MODES = ("django", "nginx", "sendfile")
+MUXWEB_MEDIA_SERVING = (env_str("MUXWEB_MEDIA_SERVING") or "django").lower()
+if MUXWEB_MEDIA_SERVING not in MEDIA_SERVING_MODES:
+    raise ImproperlyConfigured(
+        f"MUXWEB_MEDIA_SERVING must be one of {', '.join(MEDIA_SERVING_MODES)}; "
+        f"got {os.environ['MUXWEB_MEDIA_SERVING']!r}"
+    )
+MUXWEB_MEDIA_ACCEL_PREFIX = env_str("MUXWEB_MEDIA_ACCEL_PREFIX") or "/protected-media/"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
@@ -219,6 +281,8 @@ LOGGING = {
 # MUXWEB_SIMULATOR_PORT and muxweb talks to it over HTTP like to any provider.
 MUXWEB_SIMULATOR_PORT = int(env_number("MUXWEB_SIMULATOR_PORT", 8765))
 MUXWEB_SIMULATOR_RENDER_SECONDS = env_number("MUXWEB_SIMULATOR_RENDER_SECONDS", 20.0, float)
+# Faults the built-in simulator injects, e.g. "create:hang:seconds=20;*:503:chance=0.05".
+MUXWEB_SIMULATOR_FAULTS = env_str("MUXWEB_SIMULATOR_FAULTS", "")
 MUXWEB_USE_SIMULATOR = not env_str("MUXWEB_API_BASE")
 MUXWEB_API_BASE = (
     env_str("MUXWEB_API_BASE") or f"http://127.0.0.1:{MUXWEB_SIMULATOR_PORT}/v1"

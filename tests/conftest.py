@@ -1,5 +1,6 @@
 """Shared fixtures: the simulator over real HTTP, the team's personas, and real worker processes."""
 
+import contextlib
 import importlib
 import os
 import signal
@@ -183,12 +184,15 @@ def qcluster(transactional_db, catalogue, worker_env, monkeypatch) -> Iterator[s
     )
     yield process
     if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
+        # The cluster stops its own workers; a SIGTERM to each of them too makes it wait.
+        process.send_signal(signal.SIGTERM)
         try:
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+            process.kill()
             process.wait()
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
     log.close()
     if os.environ.get("MUXWEB_SHOW_WORKER_LOG"):
         print(Path(log.name).read_text())

@@ -67,11 +67,100 @@ def test_every_team_member_sees_the_shared_history_and_its_files(client, job, pe
     assert client.get(reverse("videos-media", args=[job.pk, "video"])).status_code == 200
 
 
-def test_unknown_job_variant_and_path_tricks_are_404(member_client, job):
-    assert member_client.get(reverse("videos-detail", args=[job.pk + 1000])).status_code == 404
-    assert member_client.get(f"/videos/{job.pk}/media/secret").status_code == 404
-    assert member_client.get(f"/videos/{job.pk}/media/..%2F..%2Fsecret_key").status_code == 404
-    assert member_client.get("/videos/..%2F1/").status_code == 404
+ID_TRICKS = [
+    "{pk}%00",
+    "%00{pk}",
+    "..%2F{pk}",
+    "{pk}%2F..",
+    "%2e%2e",
+    "-{pk}",
+    "+{pk}",
+    "%20{pk}",
+    "{pk}%20",
+    "0{pk}",
+    "000{pk}",
+    "0",
+    "{pk}.0",
+    "0x{pk}",
+    "{pk}e0",
+    "%D9%A1",  # ARABIC-INDIC DIGIT ONE
+    "%C2%B9",  # SUPERSCRIPT ONE
+    "%EF%BC%91",  # FULLWIDTH DIGIT ONE
+    "9223372036854775807",  # the largest bigint: a valid id that names no job
+    "9223372036854775808",
+    "99999999999999999999",
+    "9" * 5000,
+]
+JOB_URLS = ["/videos/{id}/", "/videos/{id}/media/video", "/videos/{id}/delete"]
+POST_URLS = ["/videos/{id}/remix", "/videos/{id}/retry", "/videos/{id}/delete"]
+
+
+@pytest.mark.parametrize("trick", ID_TRICKS)
+def test_any_other_spelling_of_a_job_id_is_404(member_client, job, trick):
+    job_id = trick.format(pk=job.pk)
+    for url in JOB_URLS:
+        assert member_client.get(url.format(id=job_id)).status_code == 404, url
+    for url in POST_URLS:
+        assert member_client.post(url.format(id=job_id)).status_code == 404, url
+    assert VideoJob.objects.filter(pk=job.pk).exists()
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        "secret",
+        "VIDEO",
+        "Video",
+        "video.mp4",
+        "video%00.mp4",
+        "video%00",
+        "video%20",
+        "video/",
+        "video%2F",
+        "..",
+        "%2e%2e",
+        "..%2F..%2Fsecret_key",
+        "..%2F..%2F..%2F..%2Fetc%2Fpasswd",
+        "../../secret_key",
+        "reference%2F..%2Fvideo",
+        "input_reference",
+        "thumbnail.webp",
+    ],
+)
+def test_unknown_or_disguised_variant_is_404_and_nothing_outside_media_is_served(
+    member_client, job, settings, variant
+):
+    (settings.MEDIA_ROOT / "secret_key").write_text("do-not-serve")
+    response = member_client.get(f"/videos/{job.pk}/media/{variant}")
+    assert response.status_code == 404
+    assert b"do-not-serve" not in response.content
+
+
+def test_trailing_slash_variations(member_client, job):
+    response = member_client.get(f"/videos/{job.pk}")
+    assert response.status_code == 301, "the canonical address, with its slash"
+    assert response["Location"] == reverse("videos-detail", args=[job.pk])
+    for url in (
+        f"/videos/{job.pk}//",
+        f"/videos//{job.pk}/",
+        f"/videos/{job.pk}/media/video/",
+        f"/videos/{job.pk}/media//video",
+        f"/videos/{job.pk}/delete/",
+    ):
+        assert member_client.get(url).status_code == 404, url
+    assert member_client.post(f"/videos/{job.pk}/delete/").status_code == 404
+    assert VideoJob.objects.filter(pk=job.pk).exists()
+
+
+def test_a_stored_file_name_leading_outside_the_media_directory_is_never_served(
+    member_client, job, settings
+):
+    outside = settings.MEDIA_ROOT.parent / "outside.mp4"
+    outside.write_bytes(b"private bytes")
+    VideoJob.objects.filter(pk=job.pk).update(video="../outside.mp4")
+    response = member_client.get(reverse("videos-media", args=[job.pk, "video"]))
+    assert response.status_code in (400, 404)
+    assert b"private bytes" not in response.content
 
 
 def test_csrf_is_enforced_on_create(member, catalogue):

@@ -1,4 +1,5 @@
-"""In a real headless Chromium: log in, generate, watch the card complete without a reload, play."""
+"""In a real headless Chromium: log in, generate, watch the card complete without a reload, play;
+and on every page, nothing the Content Security Policy blocks and nothing in the console."""
 
 import io
 import os
@@ -10,7 +11,9 @@ import pytest
 from PIL import Image
 from playwright.sync_api import Page, expect, sync_playwright
 
+from muxweb.security import CONTENT_SECURITY_POLICY
 from tests.conftest import ARTIFACTS
+from videos.models import Status, VideoJob
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker]
 
@@ -36,17 +39,57 @@ def browser():
         browser.close()
 
 
+# Runs in every page before its own scripts: reports what the policy blocked back to the test.
+REPORT_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", (event) => {
+  window.reportPolicyViolation(
+    `${event.violatedDirective} blocked ${event.blockedURI || "inline code"} ` +
+    `in ${event.sourceFile || event.documentURI}:${event.lineNumber}`
+  );
+});
+"""
+
+
 @pytest.fixture
 def page(browser, live_server) -> Page:
     context = browser.new_context(
         base_url=live_server.url, viewport={"width": 1280, "height": 900}, locale="en-US"
     )
     page = context.new_page()
-    page.console_errors = []
-    page.on("console", lambda msg: msg.type == "error" and page.console_errors.append(msg.text))
-    page.on("pageerror", lambda exc: page.console_errors.append(str(exc)))
+    # Every console message, every policy violation, and every answer from the server that a
+    # policy applies to (pages and htmx requests) with its Content-Security-Policy header.
+    page.console_messages = []
+    page.policy_violations = []
+    page.answers = []
+    page.on("console", lambda msg: page.console_messages.append(f"{msg.type}: {msg.text}"))
+    page.on("pageerror", lambda exc: page.console_messages.append(f"pageerror: {exc}"))
+    context.expose_function(
+        "reportPolicyViolation", lambda text: page.policy_violations.append(text)
+    )
+    context.add_init_script(REPORT_VIOLATIONS)
+    page.on(
+        "response",
+        lambda response: (
+            response.request.resource_type in ("document", "xhr", "fetch")
+            and page.answers.append(response)
+        ),
+    )
     yield page
     context.close()
+
+
+def assert_nothing_blocked_or_logged(page: Page, visited: list[str]) -> None:
+    """No console message and no policy violation so far; every page visited and every htmx
+    request was answered with the policy."""
+    page.wait_for_timeout(200)  # lets the last violation reports come through
+    trouble = page.console_messages + page.policy_violations
+    assert trouble == [], "\n".join(trouble)
+    seen = {re.sub(r"^https?://[^/]+", "", response.url).split("?")[0] for response in page.answers}
+    for path in visited:
+        assert path in seen, f"{path} was not visited"
+    for response in page.answers:
+        header = response.all_headers().get("content-security-policy")
+        assert header == CONTENT_SECURITY_POLICY, (response.url, header)
 
 
 def red_png(width: int, height: int) -> bytes:
@@ -136,4 +179,46 @@ def test_member_generates_a_video_and_watches_it_complete_without_reload(
     expect(page.locator(".downloads a")).to_have_count(3)
     expect(page.locator("img.reference-thumb")).to_be_visible()
     page.screenshot(path=ARTIFACTS / "job-page.png", full_page=True)
-    assert page.console_errors == []
+    job_page = page.url
+
+    page.click("a.button.danger")
+    expect(page.locator("h1")).to_have_text("Delete this video?")
+    page.screenshot(path=ARTIFACTS / "delete-confirm.png")
+    job_path = re.sub(r"^https?://[^/]+", "", job_page)
+    visited = ["/accounts/login/", "/", "/videos/new/options", "/videos/new", "/videos/poll"]
+    assert_nothing_blocked_or_logged(page, [*visited, job_path, job_path + "delete"])
+
+
+def test_admin_pages_work_under_the_policy(page, admin, member):
+    job = VideoJob.objects.create(
+        author=member,
+        model="sora-2",
+        prompt="Looked at in the admin",
+        seconds=4,
+        size="1280x720",
+        status=Status.FAILED,
+        error_code="moderation_blocked",
+        error_message="Blocked.",
+    )
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.goto("/admin/")
+    expect(page).to_have_url(re.compile(r"/admin/login/"))
+    page.fill("#id_username", "ada")
+    page.fill("#id_password", "pw-ada")
+    page.click("input[type=submit]")
+    expect(page.locator("#site-name")).to_be_visible()
+    page.screenshot(path=ARTIFACTS / "admin-index.png")
+
+    job_form = f"/admin/videos/videojob/{job.pk}/change/"
+    page.goto(job_form)
+    expect(page.locator("#content h1")).to_be_visible()
+    # A form with the admin's own widgets: two-pane pickers for groups and permissions.
+    user_form = f"/admin/auth/user/{member.pk}/change/"
+    page.goto(user_form)
+    expect(page.locator("#id_groups_from")).to_be_visible()
+    page.screenshot(path=ARTIFACTS / "admin-user.png", full_page=True)
+    catalogue = "/admin/videos/modelspec/"
+    page.goto(catalogue)
+    expect(page.locator("#result_list")).to_be_visible()
+    visited = ["/admin/login/", "/admin/", job_form, user_form, catalogue]
+    assert_nothing_blocked_or_logged(page, visited)

@@ -62,7 +62,7 @@ def test_htmx_post_returns_a_fresh_form_the_new_card_and_a_running_poller(member
     assert 'id="poller" hx-swap-oob="true" hx-get=' in page
     assert re.search(r'<textarea name="prompt"[^>]*>\s*</textarea>', page), "the prompt is cleared"
     assert 'value="720x1280" selected' in page, "the other choices are kept for the next job"
-    assert '<p class="prompt" title="A fox in the snow">' in page
+    assert '<p class="prompt" dir="auto" title="A fox in the snow">' in page
 
 
 def test_model_choice_redraws_sizes_and_seconds_with_a_cost_estimate(member_client):
@@ -82,3 +82,78 @@ def test_viewer_cannot_create(client, viewer):
     assert client.post(reverse("videos-create"), VALID).status_code == 403
     assert 'id="composer"' not in client.get(reverse("videos-gallery")).content.decode()
     assert VideoJob.objects.count() == 0
+
+
+def test_prompt_of_exactly_32000_characters_is_accepted(member_client):
+    response = member_client.post(reverse("videos-create"), {**VALID, "prompt": "x" * 32000})
+    assert response.status_code == 302
+    assert len(VideoJob.objects.get().prompt) == 32000
+
+
+@pytest.mark.parametrize("prompt", ["", "   ", "\x00\x07\x1b", "\r\n\t\x0b"])
+def test_empty_prompt_or_one_of_only_invisible_characters_is_refused(member_client, prompt):
+    response = member_client.post(reverse("videos-create"), {**VALID, "prompt": prompt})
+    page = response.content.decode()
+    assert 'id="error-prompt"' in page
+    assert "This field is required." in page
+    assert VideoJob.objects.count() == 0
+
+
+def test_too_long_prompt_is_refused_in_the_visitors_language(member_client):
+    response = member_client.post(
+        reverse("videos-create"),
+        {**VALID, "prompt": "x" * 32001},
+        headers={"Accept-Language": "zh-hans"},
+    )
+    page = response.content.decode()
+    assert 'id="error-prompt"' in page
+    assert "32000" in page and "32001" in page
+    assert "Ensure this value" not in page, "Django's own translation of the limit"
+
+
+def test_control_characters_are_removed_and_line_breaks_become_newlines(member_client):
+    prompt = "A fox\x00 in\x07 the\x1b[0m snow\x7f\x85\r\nat dusk\rthen\x0bdawn\tend"
+    response = member_client.post(reverse("videos-create"), {**VALID, "prompt": prompt})
+    assert response.status_code == 302
+    assert VideoJob.objects.get().prompt == "A fox in the[0m snow\nat dusk\nthen\ndawn\tend"
+
+
+def test_limit_counts_the_prompt_as_kept_not_as_sent(member_client):
+    # A browser sends each line break of a textarea as CRLF; its maxlength counts it as one.
+    prompt = ("x" * 99 + "\r\n") * 320
+    response = member_client.post(reverse("videos-create"), {**VALID, "prompt": prompt})
+    assert response.status_code == 302
+    assert len(VideoJob.objects.get().prompt) == 32000 - 1  # the last newline is stripped
+
+
+def test_right_to_left_prompt_is_kept_intact_and_shown_with_its_own_direction(
+    member_client, member
+):
+    prompt = "\u200fשועל בשלג \u202bعند الغروب\u202c"
+    member_client.post(reverse("videos-create"), {**VALID, "prompt": prompt})
+    job = VideoJob.objects.get()
+    assert job.prompt == prompt
+    gallery = member_client.get(reverse("videos-gallery")).content.decode()
+    assert f'<p class="prompt" dir="auto" title="{prompt}">{prompt}</p>' in gallery
+    detail = member_client.get(reverse("videos-detail", args=[job.pk])).content.decode()
+    assert f'<h1 class="prompt-full" dir="auto">{prompt}</h1>' in detail
+    assert 'dir="auto"' in gallery.split('<textarea name="prompt"')[1].split(">")[0]
+
+
+def test_remix_prompt_is_cleaned_and_limited_like_the_create_prompt(member_client, member):
+    parent = VideoJob.objects.create(
+        author=member,
+        model="sora-2",
+        prompt="Parent",
+        seconds=4,
+        size="1280x720",
+        status="completed",
+        upstream_id="video_parent",
+    )
+    url = reverse("videos-remix", args=[parent.pk])
+    response = member_client.post(url, {"prompt": "x" * 32001})
+    assert 'id="error-remix-prompt"' in response.content.decode()
+    assert VideoJob.objects.count() == 1
+    response = member_client.post(url, {"prompt": "At\x00 night\r\n"})
+    assert response.status_code == 302
+    assert VideoJob.objects.get(remix_of=parent).prompt == "At night"

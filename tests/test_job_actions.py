@@ -4,7 +4,8 @@ import pytest
 from django.urls import reverse
 
 from tests.conftest import run_until_settled
-from videos.models import Status, VideoJob
+from videos import services
+from videos.models import ModelSpec, Status, VideoJob
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -126,3 +127,23 @@ def test_viewer_can_neither_remix_nor_retry(client, viewer, member):
     assert client.post(reverse("videos-retry", args=[job.pk])).status_code == 403
     assert client.post(reverse("videos-remix", args=[job.pk]), {"prompt": "x"}).status_code == 403
     assert VideoJob.objects.count() == 1
+
+
+def test_deleting_in_the_admin_removes_the_files_and_the_providers_copy(client, admin, provider):
+    job = services.create_job(
+        author=admin,
+        spec=ModelSpec.objects.get(name="sora-2"),
+        prompt="Deleted from the admin",
+        seconds=4,
+        size="1280x720",
+    )
+    services.submit_job(job.pk)
+    job = run_until_settled(job)
+    media_dir = services.job_media_dir(job)
+    assert job.video and media_dir.is_dir()
+    client.force_login(admin)
+    response = client.post(reverse("admin:videos_videojob_delete", args=[job.pk]), {"post": "yes"})
+    assert response.status_code == 302
+    assert not media_dir.exists()
+    with pytest.raises(KeyError):
+        provider.job(job.upstream_id)

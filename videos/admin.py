@@ -2,6 +2,7 @@
 
 from django.contrib import admin
 
+from videos import services
 from videos.models import ModelSpec, VideoJob
 
 
@@ -30,3 +31,12 @@ class VideoJobAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False
+
+    # Deleting goes through the service, as on the job page: the files go too, and the
+    # provider's copy.
+    def delete_model(self, request, obj: VideoJob) -> None:
+        services.delete_job(obj)
+
+    def delete_queryset(self, request, queryset) -> None:
+        for job in queryset:
+            services.delete_job(job)

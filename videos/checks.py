@@ -1,5 +1,7 @@
 """System checks: configuration mistakes are reported at start, not at the first request."""
 
+import re
+
 from django.conf import settings
 from django.core import checks
 
@@ -28,3 +30,33 @@ def check_provider(app_configs, **kwargs) -> list[checks.CheckMessage]:
             )
         )
     return errors
+
+
+# Plain segments between slashes, none starting with a dot: it is glued to a quoted file path and
+# must name nginx's location as written, so nothing in it may need quoting or resolve to "..".
+_ACCEL_PREFIX = re.compile(r"^/(?:[A-Za-z0-9_~-][A-Za-z0-9._~-]*/)+$")
+
+
+@checks.register(checks.Tags.compatibility)
+def check_media_serving(app_configs, **kwargs) -> list[checks.CheckMessage]:
+    mode = settings.MUXWEB_MEDIA_SERVING
+    if mode not in settings.MEDIA_SERVING_MODES:
+        return [
+            checks.Error(
+                f"MUXWEB_MEDIA_SERVING must be one of {', '.join(settings.MEDIA_SERVING_MODES)}; "
+                f"got {mode!r}.",
+                id="muxweb.E010",
+            )
+        ]
+    prefix = settings.MUXWEB_MEDIA_ACCEL_PREFIX
+    if mode == "nginx" and not _ACCEL_PREFIX.match(prefix):
+        return [
+            checks.Error(
+                f"MUXWEB_MEDIA_ACCEL_PREFIX must be a path starting and ending with '/', "
+                f"e.g. /protected-media/; got {prefix!r}.",
+                hint="It names nginx's internal location that aliases MEDIA_ROOT "
+                "(see docs/nginx.conf).",
+                id="muxweb.E011",
+            )
+        ]
+    return []

@@ -1,5 +1,6 @@
 """The create form, validated against the model catalogue."""
 
+import re
 import uuid
 import warnings
 from decimal import Decimal
@@ -12,16 +13,53 @@ from videos.models import ModelSpec
 
 PROMPT_MAX_LENGTH = 32000
 
+# Line breaks as browsers and editors send them (CRLF, CR, and the vertical tab and form feed
+# that word processors use for soft breaks) become a plain newline.
+_LINE_BREAKS = re.compile(r"\r\n?|[\v\f]")
+# Every other control character but the tab (C0, DEL, C1): invisible on the page, meaningless to
+# the provider, and NUL cannot even be stored in PostgreSQL.
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f]")
+# What a form's one-time token may look like (we make uuid4 hex; the column holds 64).
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def without_control_characters(text: str) -> str:
+    """The text with plain newlines for its line breaks and no other control character but tab."""
+    return _CONTROL_CHARACTERS.sub("", _LINE_BREAKS.sub("\n", text))
+
+
+class PromptField(forms.CharField):
+    """A prompt as it is sent: control characters removed before the length is checked (pasted
+    text often carries them, and nobody can see them to delete them by hand)."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(max_length=PROMPT_MAX_LENGTH, **kwargs)
+
+    def to_python(self, value: object) -> str:
+        if isinstance(value, str):
+            value = without_control_characters(value)
+        return super().to_python(value)
+
+
+class TokenField(forms.CharField):
+    """A form's one-time token. One we did not make (a tampered or broken form) is dropped rather
+    than shown as an error nobody could fix: it only costs that post its double-post guard."""
+
+    widget = forms.HiddenInput
+
+    def clean(self, value: object) -> str:
+        return value if isinstance(value, str) and _TOKEN.fullmatch(value) else ""
+
 
 class CreateJobForm(forms.Form):
     """Field names are the API's own: prompt, model, seconds, size."""
 
-    prompt = forms.CharField(
+    prompt = PromptField(
         label=_("Prompt"),
-        max_length=PROMPT_MAX_LENGTH,
         widget=forms.Textarea(
             attrs={
                 "rows": 3,
+                "dir": "auto",
                 "placeholder": _("Describe the shot: subject, action, camera, light…"),
             }
         ),
@@ -37,7 +75,7 @@ class CreateJobForm(forms.Form):
         label=_("Crop and resize the image to the video's size"), required=False, initial=True
     )
     # One per rendered form: posting the same form twice makes one job, not two paid ones.
-    token = forms.CharField(widget=forms.HiddenInput, required=False, max_length=64)
+    token = TokenField(required=False)
     seconds = forms.TypedChoiceField(label=_("Duration"), coerce=int)
     size = forms.ChoiceField(label=_("Size"))
 
@@ -76,8 +114,9 @@ class CreateJobForm(forms.Form):
     def for_choices(cls, specs: list[ModelSpec], data) -> "CreateJobForm":
         """An unbound form showing these choices (and prompt), fitted to the chosen model."""
         initial = {k: data.get(k) for k in ("prompt", "model", "size") if data.get(k)}
-        if str(data.get("seconds", "")).isdigit():
-            initial["seconds"] = int(data["seconds"])
+        offered = {str(s): s for spec in specs for s in spec.seconds}
+        if (seconds := offered.get(data.get("seconds", ""))) is not None:
+            initial["seconds"] = seconds
         return cls(specs=specs, initial=initial)
 
     def selected_spec(self) -> ModelSpec | None:
@@ -141,10 +180,11 @@ class CreateJobForm(forms.Form):
 
 
 class RemixForm(forms.Form):
-    prompt = forms.CharField(
+    prompt = PromptField(
         label=_("What to change"),
-        max_length=PROMPT_MAX_LENGTH,
-        widget=forms.Textarea(attrs={"rows": 2, "placeholder": _("Same shot, but at night…")}),
+        widget=forms.Textarea(
+            attrs={"rows": 2, "dir": "auto", "placeholder": _("Same shot, but at night…")}
+        ),
     )
 
 

@@ -1,14 +1,20 @@
 """Our cached media files: what type their bytes are, and serving them with HTTP Range support.
 
-Files live under MEDIA_ROOT, which no URL maps to: they reach a browser only through the
-login-protected view that calls `serve_file`.
+Files live under MEDIA_ROOT, which no public URL maps to: they reach a browser only through the
+login-protected view that calls `serve_file`. That view is the only gate; after it, the file is sent
+by Django itself or, with MUXWEB_MEDIA_SERVING, handed to the web server in front (nginx's
+X-Accel-Redirect into an `internal` location, or X-Sendfile for Apache and lighttpd).
 """
 
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured, SuspiciousFileOperation
 from django.http import FileResponse, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.utils.http import content_disposition_header
 
 EXTENSIONS = {
     "video/mp4": ".mp4",
@@ -75,12 +81,59 @@ def _read_range(path: Path, start: int, end: int) -> Iterator[bytes]:
             yield chunk
 
 
+def media_path(path: Path) -> tuple[Path, Path]:
+    """The file's real absolute path and its path relative to MEDIA_ROOT.
+
+    Raises FileNotFoundError when it is missing or not a regular file, and SuspiciousFileOperation
+    when it (or a symlink on the way) leads outside MEDIA_ROOT: the web server in front would send
+    whatever it is pointed at.
+    """
+    root = Path(settings.MEDIA_ROOT).resolve()
+    real = Path(path).resolve(strict=True)
+    try:
+        relative = real.relative_to(root)
+    except ValueError:
+        raise SuspiciousFileOperation(f"{path} is outside MEDIA_ROOT") from None
+    if not real.is_file():
+        raise FileNotFoundError(f"{path} is not a regular file")
+    return real, relative
+
+
 def serve_file(
     request: HttpRequest, path: Path, *, download_name: str | None = None
 ) -> HttpResponse:
+    """The file, sent the way MUXWEB_MEDIA_SERVING says; call it only once access is checked."""
+    real, relative = media_path(path)
+    content_type = CONTENT_TYPES.get(real.suffix, "application/octet-stream")
+    mode = settings.MUXWEB_MEDIA_SERVING
+    if mode == "django":
+        response = _django_response(request, real, content_type)
+    elif mode == "nginx":
+        # An empty answer: nginx serves the file from its internal location, Range requests and
+        # all, and keeps the Content-Type, Content-Disposition and Cache-Control given here. It
+        # URL-decodes the header, so odd characters in a name survive the trip quoted.
+        response = HttpResponse(content_type=content_type)
+        response["X-Accel-Redirect"] = settings.MUXWEB_MEDIA_ACCEL_PREFIX + quote(
+            relative.as_posix(), safe="/"
+        )
+    elif mode == "sendfile":
+        # mod_xsendfile (XSendFileUnescape, on by default) and lighttpd URL-decode the path too.
+        response = HttpResponse(content_type=content_type)
+        response["X-Sendfile"] = quote(str(real), safe="/")
+    else:
+        raise ImproperlyConfigured(
+            f"MUXWEB_MEDIA_SERVING {mode!r} is not django, nginx or sendfile"
+        )
+    # Files never change once saved; only this browser's user may keep them.
+    response["Cache-Control"] = "private, max-age=86400"
+    if download_name:
+        response["Content-Disposition"] = content_disposition_header(True, download_name)
+    return response
+
+
+def _django_response(request: HttpRequest, path: Path, content_type: str) -> HttpResponse:
     """The file, or the byte range the request asks for (206), or 416 when that is out of bounds."""
     size = path.stat().st_size
-    content_type = CONTENT_TYPES.get(path.suffix, "application/octet-stream")
     byte_range = parse_range(request.headers.get("Range", ""), size) if size else None
     if byte_range is False:
         response = HttpResponse(status=416)
@@ -97,8 +150,4 @@ def serve_file(
         response["Content-Range"] = f"bytes {start}-{end}/{size}"
         response["Content-Length"] = str(end - start + 1)
     response["Accept-Ranges"] = "bytes"
-    # Files never change once saved; only this browser's user may keep them.
-    response["Cache-Control"] = "private, max-age=86400"
-    if download_name:
-        response["Content-Disposition"] = f'attachment; filename="{download_name}"'
     return response

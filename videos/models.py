@@ -408,7 +408,8 @@ class Lease(models.Model):
 
     @classmethod
     def release(cls, name: str) -> None:
-        cls.objects.filter(name=name).update(expires_at=timezone.now())
+        # The row goes: a lock per job (one download at a time) leaves nothing behind.
+        cls.objects.filter(name=name).delete()
 
     @classmethod
     def is_held(cls, name: str) -> bool:

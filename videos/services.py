@@ -67,6 +67,11 @@ MAX_POLL_BACKOFF = 300.0
 SAFETY_POLL_INTERVAL = 120.0
 # How long a queued task may take before the sweep hands the same job out again.
 TASK_LEASE = timedelta(minutes=6)
+# A download holds its job's lock a little less long than that: when the sweep hands out again
+# a job whose download died, the lock has run out, even on a worker whose clock is behind.
+FETCH_LOCK = TASK_LEASE - timedelta(minutes=2)
+# A download task may run longer than the cluster's 90 s (a big video), but never past its lock.
+FETCH_TASK_TIMEOUT = int(FETCH_LOCK.total_seconds()) - 30
 # One sweep task runs this long, then hands over to a fresh task (a worker is never held for long).
 SWEEP_SECONDS = 10.0
 SWEEP_LEASE = "poll-sweep"
@@ -214,7 +219,7 @@ def _submit_failed(job: VideoJob, exc: UpstreamError) -> None:
             log.warning("job %s: submit failed (%s), retrying in %ss", job.pk, exc, delay)
             _save_lifecycle(job)
         else:
-            _fail(job, _error_code(exc), _last_error(exc, job.submit_attempts))
+            _fail(job, _error_code(exc), _last_error(job.submit_attempts, exc))
     elif exc.status is not None and 400 <= exc.status < 500:
         _fail(job, exc.code or f"http_{exc.status}", exc.message)
     else:
@@ -232,8 +237,8 @@ def _error_code(exc: UpstreamError) -> str:
     return exc.code or (f"http_{exc.status}" if exc.status else "unreachable")
 
 
-def _last_error(exc: UpstreamError, attempts: int) -> str:
-    return f"The provider failed {attempts} times in a row; the last error was: {exc}"
+def _last_error(attempts: int, error: object) -> str:
+    return f"The provider failed {attempts} times in a row; the last error was: {error}"
 
 
 def _start_checking(job: VideoJob, exc: UpstreamError) -> None:
@@ -332,20 +337,17 @@ def _same_request(job: VideoJob, video: dict) -> bool:
 
 def _resend(job: VideoJob) -> None:
     if job.submit_attempts >= MAX_SUBMIT_ATTEMPTS:
-        _fail(job, job.error_code or "submit_failed", _last_error_text(job))
+        _fail(
+            job,
+            job.error_code or "submit_failed",
+            _last_error(job.submit_attempts, job.error_message),
+        )
         return
     updated = VideoJob.objects.filter(pk=job.pk, status=Status.CHECKING).update(
         status=Status.PENDING, next_poll_at=timezone.now(), reconcile_attempts=0
     )
     if updated:
         transaction.on_commit(lambda: async_task("videos.tasks.submit_job", job.pk))
-
-
-def _last_error_text(job: VideoJob) -> str:
-    return (
-        f"The provider failed {job.submit_attempts} times in a row; "
-        f"the last error was: {job.error_message}"
-    )
 
 
 UNKNOWN_SUBMIT_MESSAGE = (
@@ -363,7 +365,19 @@ def _fail(job: VideoJob, code: str, message: str) -> None:
 
 
 def _save_lifecycle(job: VideoJob) -> bool:
-    return _save_fields(job, LIFECYCLE_FIELDS)
+    """Save the lifecycle fields; False if the job finished meanwhile (or was deleted).
+
+    Polls of one job can run at once (the sweep, a webhook's refresh) and answer in any order:
+    a finished job is never taken back to running by a late answer, nor finished twice, which
+    would start a second download.
+    """
+    job.updated_at = timezone.now()
+    return (
+        VideoJob.objects.filter(pk=job.pk)
+        .exclude(status__in=(Status.COMPLETED, Status.FAILED))
+        .update(**{field: getattr(job, field) for field in LIFECYCLE_FIELDS})
+        == 1
+    )
 
 
 def _save_fields(job: VideoJob, fields: list[str]) -> bool:
@@ -473,7 +487,7 @@ def record_poll_failure(job: VideoJob, exc: UpstreamError) -> None:
         _fail(job, "not_found", "The provider no longer knows this job.")
         return
     if job.poll_failures >= MAX_POLL_FAILURES:
-        _fail(job, _error_code(exc), _last_error(exc, job.poll_failures))
+        _fail(job, _error_code(exc), _last_error(job.poll_failures, exc))
         return
     if job.is_overdue(now):
         _fail(job, exc.code or "timeout", f"The provider did not finish the job in time: {exc}")
@@ -604,7 +618,9 @@ def run_poll_sweep() -> None:
 
 def enqueue_fetch(job: VideoJob) -> None:
     if _claim(job, timezone.now()):
-        transaction.on_commit(lambda: async_task("videos.tasks.fetch_assets", job.pk))
+        transaction.on_commit(
+            lambda: async_task("videos.tasks.fetch_assets", job.pk, timeout=FETCH_TASK_TIMEOUT)
+        )
 
 
 def asset_name(job: VideoJob, variant: str, content_type: str) -> str:
@@ -614,13 +630,25 @@ def asset_name(job: VideoJob, variant: str, content_type: str) -> str:
 def fetch_assets(job_id: int) -> None:
     """Copy a completed job's video, thumbnail and spritesheet into our own storage.
 
-    Each file is checked by its bytes before it is kept, and renamed into place whole, so two
-    runs at once (the queue delivers at least once) still end with one set of files. Failures
-    retry with backoff until the provider's copy expires.
+    Each file is checked by its bytes before it is kept, and renamed into place whole. One task
+    at a time downloads a job's files (the queue delivers at least once). Failures retry with
+    backoff until the provider's copy expires.
     """
     job = VideoJob.objects.filter(pk=job_id).first()
     if job is None or not job.is_fetching or not job.upstream_id:
         return
+    # One download of a job at a time: another task for it (enqueued twice, delivered again)
+    # must neither start a second one nor take this one's partial files for leftovers.
+    lock = f"fetch:{job.pk}"
+    if not Lease.claim(lock, FETCH_LOCK):
+        return
+    try:
+        _fetch(job)
+    finally:
+        Lease.release(lock)
+
+
+def _fetch(job: VideoJob) -> None:
     claimed = VideoJob.objects.filter(
         pk=job.pk, fetch_attempts=job.fetch_attempts, assets_fetched_at__isnull=True
     ).update(fetch_attempts=F("fetch_attempts") + 1, next_poll_at=timezone.now() + TASK_LEASE)
@@ -666,7 +694,7 @@ STAGING_PREFIX = ".staging."
 def _remove_partial_downloads(media_dir: Path) -> None:
     """Delete what an earlier attempt left half-written (its worker was killed mid-download).
 
-    Safe once this attempt holds the claim: no other download of this job is still running.
+    Safe under the job's download lock: no other download of this job is still running.
     """
     for path in media_dir.glob(".*"):
         if path.name.startswith(STAGING_PREFIX) or path.suffix == ".part":

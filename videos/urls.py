@@ -1,16 +1,36 @@
-from django.urls import path
+"""The dashboard's URLs. A job id in a path is its canonical decimal, so any other spelling of a
+number (leading zeros, more digits than a database id holds) is a 404 before a view runs."""
+
+from django.urls import path, register_converter
 
 from videos import views
+
+
+class JobIdConverter:
+    regex = "[1-9][0-9]{0,18}"
+
+    def to_python(self, value: str) -> int:
+        number = views.parse_id(value)
+        if number is None:
+            raise ValueError(value)  # the URL does not match: 404
+        return number
+
+    def to_url(self, value: int) -> str:
+        return str(value)
+
+
+register_converter(JobIdConverter, "job_id")
 
 urlpatterns = [
     path("", views.gallery, name="videos-gallery"),
     path("videos/poll", views.gallery_poll, name="videos-gallery-poll"),
+    path("videos/export.csv", views.export_jobs, name="videos-export"),
     path("videos/new", views.create_job, name="videos-create"),
     path("videos/import", views.import_jobs, name="videos-import"),
     path("videos/new/options", views.compose_options, name="videos-compose-options"),
-    path("videos/<int:pk>/", views.job_detail, name="videos-detail"),
-    path("videos/<int:pk>/media/<str:variant>", views.job_media, name="videos-media"),
-    path("videos/<int:pk>/remix", views.remix_job, name="videos-remix"),
-    path("videos/<int:pk>/retry", views.retry_job, name="videos-retry"),
-    path("videos/<int:pk>/delete", views.delete_job, name="videos-delete"),
+    path("videos/<job_id:pk>/", views.job_detail, name="videos-detail"),
+    path("videos/<job_id:pk>/media/<str:variant>", views.job_media, name="videos-media"),
+    path("videos/<job_id:pk>/remix", views.remix_job, name="videos-remix"),
+    path("videos/<job_id:pk>/retry", views.retry_job, name="videos-retry"),
+    path("videos/<job_id:pk>/delete", views.delete_job, name="videos-delete"),
 ]

@@ -3,7 +3,9 @@
 Regions that htmx refreshes are inline partials of the page templates ("page.html#region").
 """
 
+import csv
 import hashlib
+import itertools
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -14,13 +16,14 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import connection
 from django.db.models import QuerySet
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.utils.translation import gettext, ngettext
 from django.views.decorators.http import require_GET, require_POST
 
 from videos import media, services
-from videos.forms import CreateJobForm, RemixForm
+from videos.forms import CreateJobForm, RemixForm, without_control_characters
 from videos.models import VARIANTS, ModelSpec, Status, VideoJob
 from videos.upstream.client import UpstreamError
 
@@ -28,6 +31,19 @@ PAGE_SIZE = 24
 POLL_SECONDS = 2
 # The most job ids one gallery poll may ask about (a page shows PAGE_SIZE cards).
 MAX_POLL_IDS = 100
+# The largest id a bigint column holds: a larger number names no job, and SQLite cannot even
+# compare a column with it.
+MAX_ID = 2**63 - 1
+
+
+def parse_id(value: str) -> int | None:
+    """The id written in `value` (plain ASCII digits, no sign), or None if it names no job.
+
+    str.isdigit() alone is not enough: it accepts "²" and "٣", which int() refuses or reads."""
+    if not (value.isascii() and value.isdigit()) or len(value) > len(str(MAX_ID)):
+        return None
+    number = int(value)
+    return number if 0 < number <= MAX_ID else None
 
 
 def require_team(request: HttpRequest) -> None:
@@ -62,20 +78,21 @@ def catalogue() -> list[ModelSpec]:
 def filtered_jobs(request: HttpRequest) -> tuple[QuerySet[VideoJob], dict]:
     """The gallery's jobs for the filters in the query string, and those filters."""
     filters = {
-        "q": request.GET.get("q", "").strip()[:200],
+        # Prompts hold no control characters (and PostgreSQL refuses NUL in a query).
+        "q": without_control_characters(request.GET.get("q", "")).strip()[:200],
         "status": request.GET.get("status", ""),
         "author": request.GET.get("author", ""),
-        "model": request.GET.get("model", "")[:100],
+        "model": without_control_characters(request.GET.get("model", ""))[:100],
     }
     if filters["status"] not in ("running", Status.COMPLETED, Status.FAILED):
         filters["status"] = ""
-    if filters["author"] != "me" and not filters["author"].isdigit():
+    author_id = request.user.pk if filters["author"] == "me" else parse_id(filters["author"])
+    if author_id is None:
         filters["author"] = ""
-    author_id = request.user.pk if filters["author"] == "me" else filters["author"]
-    jobs = VideoJob.objects.for_cards().matching(
+    jobs = VideoJob.objects.matching(
         text=filters["q"],
         status=filters["status"],
-        author_id=int(author_id) if author_id else None,
+        author_id=author_id,
         model=filters["model"],
     )
     return jobs, filters
@@ -83,7 +100,7 @@ def filtered_jobs(request: HttpRequest) -> tuple[QuerySet[VideoJob], dict]:
 
 def gallery_context(request: HttpRequest, form: CreateJobForm | None = None) -> dict:
     jobs, filters = filtered_jobs(request)
-    page = Paginator(jobs, PAGE_SIZE).get_page(request.GET.get("page"))
+    page = Paginator(jobs.for_cards(), PAGE_SIZE).get_page(request.GET.get("page"))
     specs = catalogue()
     if form is None and can_create(request.user):
         form = CreateJobForm(specs=specs, initial=duplicate_of(request))
@@ -109,19 +126,101 @@ def gallery_context(request: HttpRequest, form: CreateJobForm | None = None) -> 
 
 def duplicate_of(request: HttpRequest) -> dict:
     """The create form's starting values: those of the job named by ?from=, if any."""
-    source = request.GET.get("from", "")
-    job = VideoJob.objects.filter(pk=int(source)).first() if source.isdigit() else None
+    source = parse_id(request.GET.get("from", ""))
+    job = VideoJob.objects.filter(pk=source).first() if source else None
     if job is None:
         return {}
     return {"prompt": job.prompt, "model": job.model, "seconds": job.seconds, "size": job.size}
 
 
+@require_GET
 def gallery(request: HttpRequest) -> HttpResponse:
     require_team(request)
     context = gallery_context(request)
     if request.htmx and request.htmx.target == "results":
         return render(request, "videos/gallery.html#results", context)
     return render(request, "videos/gallery.html", context)
+
+
+EXPORT_COLUMNS = [
+    "id",
+    "created",
+    "author",
+    "model",
+    "seconds",
+    "size",
+    "status",
+    "progress",
+    "cost",
+    "error_code",
+    "error_message",
+    "prompt",
+    "upstream_id",
+    "remix_of",
+]
+# A spreadsheet takes a cell starting with one of these for a formula, so a prompt like
+# "=HYPERLINK(...)" could run on the accountant's machine. (A carriage return is a newline by the
+# time this is checked.)
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\n")
+
+
+def spreadsheet_cell(value: object) -> str:
+    """The value as inert text: no control characters, never read as a formula."""
+    text = without_control_characters("" if value is None else str(value))
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def export_row(job: VideoJob) -> list[str]:
+    return [
+        spreadsheet_cell(value)
+        for value in (
+            job.pk,
+            job.created_at.isoformat(),
+            job.author.get_username() if job.author else "",
+            job.model,
+            job.seconds,
+            job.size,
+            job.status,
+            job.display_progress,
+            job.cost,
+            job.error_code,
+            job.display_error,
+            job.prompt,
+            job.upstream_id,
+            job.remix_of_id,
+        )
+    ]
+
+
+class _Lines:
+    """Where csv.writer writes: each row comes back as the string it would have written."""
+
+    def write(self, line: str) -> str:
+        return line
+
+
+@require_GET
+def export_jobs(request: HttpRequest) -> StreamingHttpResponse:
+    """The team's history, filtered like the gallery, as CSV for cost accounting.
+
+    Streamed from one query however many rows there are. The column names stay the same in every
+    language, so a spreadsheet or script built on them keeps working.
+    """
+    require_team(request)
+    jobs, _filters = filtered_jobs(request)
+    writer = csv.writer(_Lines())
+    rows = itertools.chain(
+        # The byte order mark tells spreadsheets the file is UTF-8.
+        ["\ufeff" + writer.writerow(EXPORT_COLUMNS)],
+        (
+            writer.writerow(export_row(job))
+            for job in jobs.select_related("author").iterator(chunk_size=2000)
+        ),
+    )
+    response = StreamingHttpResponse(rows, content_type="text/csv; charset=utf-8")
+    filename = f"muxweb-videos-{timezone.localdate().isoformat()}.csv"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
 
 
 def poller_context(jobs) -> dict:
@@ -143,7 +242,7 @@ def gallery_poll(request: HttpRequest) -> HttpResponse:
     require_team(request)
     # htmx sends one `ids` per running card; a comma-separated list works too.
     raw_ids = [part for value in request.GET.getlist("ids") for part in value.split(",")]
-    ids = [int(i) for i in raw_ids if i.isdigit()][:MAX_POLL_IDS]
+    ids = [i for i in map(parse_id, raw_ids) if i is not None][:MAX_POLL_IDS]
     stamps = VideoJob.objects.filter(pk__in=ids).order_by("pk").only("pk", "updated_at")
     if version_of(stamps) == request.GET.get("v"):
         return HttpResponse(status=204)
@@ -214,6 +313,7 @@ def job_context(request: HttpRequest, job: VideoJob, remix_form: RemixForm | Non
     }
 
 
+@require_GET
 def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
     job = get_job_for_user(request, pk)
     if request.htmx and request.htmx.target == "job-status":

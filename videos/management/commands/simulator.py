@@ -121,7 +121,7 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, _interrupt)
         # Neither the key nor the webhook secret is printed: from settings, they may be real ones.
         webhooks = f", webhooks to {webhook_url}" if webhook_url else ""
-        if simulator.faults:
+        if faults:
             webhooks += f", injecting faults: {faults}"
         self.stdout.write(
             f"Simulator serving {simulator.base_url} "
@@ -133,5 +133,8 @@ class Command(BaseCommand):
         except KeyboardInterrupt:
             pass
         finally:
+            # A second signal must not cut the stop short and leave files behind.
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
             simulator.stop()
         self.stdout.write("Simulator stopped.")

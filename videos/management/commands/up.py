@@ -5,6 +5,7 @@ simulator (when no provider is configured), the django-q2 cluster and gunicorn a
 """
 
 import base64
+import ipaddress
 import os
 import secrets
 import signal
@@ -38,6 +39,7 @@ class Command(BaseCommand):
         call_command("migrate", interactive=False, verbosity=0)
         call_command("collectstatic", interactive=False, verbosity=0)
         self.create_first_admin()
+        self.choose_https(host)
 
         manage = str(Path(settings.BASE_DIR) / "manage.py")
         if settings.MUXWEB_USE_SIMULATOR:
@@ -62,6 +64,9 @@ class Command(BaseCommand):
                 "--worker-class", "gthread",
                 "--threads", "8",
                 "--timeout", "120",
+                # Above the pages' 2 s poll: with gunicorn's default of 2 s, a poll often met
+                # its connection being closed (a reset, or a new connection per poll).
+                "--keep-alive", "5",
                 "--graceful-timeout", str(STOP_GRACE_SECONDS - 2),
             ],
         )  # fmt: skip
@@ -85,6 +90,26 @@ class Command(BaseCommand):
                 "This password is shown only once: log in and change it under Admin."
             )
         )
+
+    def choose_https(self, host: str) -> None:
+        """gunicorn speaks plain HTTP. Listening on this machine alone, that is safe: unless
+        MUXWEB_HTTPS is set, the children run without the HTTPS-only settings. Listening
+        elsewhere, they stay on and a TLS proxy in front must carry the traffic."""
+        if "MUXWEB_HTTPS" in os.environ or not settings.MUXWEB_HTTPS:
+            return
+        if is_loopback(host):
+            os.environ["MUXWEB_HTTPS"] = "0"
+            self.stdout.write(
+                "Plain HTTP on this machine only: HTTPS redirects and secure cookies are off "
+                "(MUXWEB_HTTPS=0)."
+            )
+        else:
+            self.stdout.write(
+                self.style.WARNING(
+                    "HTTPS only: serve muxweb through a TLS proxy that sets X-Forwarded-Proto, "
+                    "or set MUXWEB_HTTPS=0 to allow plain HTTP."
+                )
+            )
 
     def start(self, name: str, command: list[str]) -> None:
         # Own process group: Ctrl-C reaches only this process, which then stops the children.
@@ -136,3 +161,12 @@ class Command(BaseCommand):
                 process.kill()
                 process.wait()
         self.stdout.write("Stopped.")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,97 @@
+"""What the settings point at for security: the Content Security Policy, the lockout page and
+the filter that keeps secrets out of error reports."""
+
+import math
+from collections.abc import Callable
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.core.files.uploadhandler import FileUploadHandler
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.debug import SafeExceptionReporterFilter
+
+# Nothing inline and nothing from another origin: scripts and styles are files under /static/,
+# htmx reads its configuration from a <meta> (no eval, no injected <style>), and blob: is the
+# preview of a reference image before it is uploaded. The admin needs nothing more.
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data: blob:",
+        "media-src 'self' blob:",
+        "connect-src 'self'",
+        "font-src 'self'",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
+
+
+def content_security_policy(
+    get_response: Callable[[HttpRequest], HttpResponse],
+) -> Callable[[HttpRequest], HttpResponse]:
+    """Middleware: every response carries CONTENT_SECURITY_POLICY."""
+
+    def middleware(request: HttpRequest) -> HttpResponse:
+        response = get_response(request)
+        # Django's debug error pages are built with inline styles and scripts.
+        if not (settings.DEBUG and response.status_code >= 400):
+            response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        return response
+
+    return middleware
+
+
+def lockout_response(
+    request: HttpRequest, response: HttpResponse | None, credentials: dict | None
+) -> HttpResponse:
+    """django-axes' answer to a login it refused: a page that says for how long, status 429."""
+    seconds = settings.AXES_COOLOFF_TIME.total_seconds()
+    lockout = render(
+        request,
+        "registration/locked_out.html",
+        {"minutes": max(math.ceil(seconds / 60), 1)},
+        status=429,
+    )
+    lockout["Retry-After"] = str(math.ceil(seconds))
+    return lockout
+
+
+class ErrorReportFilter(SafeExceptionReporterFilter):
+    """Error reports (the DEBUG page, and those mailed or logged) show each frame's variables
+    starred as Django stars settings: a name like a secret's (`api_key`, `secrets`) or a dict
+    entry like `Authorization`, with DEBUG on too. Django alone shows them all, so the report
+    of a provider error would print the request headers, API key included."""
+
+    def get_traceback_frame_variables(self, request: HttpRequest | None, tb_frame) -> list:
+        variables = super().get_traceback_frame_variables(request, tb_frame)
+        return [(name, self.cleanse_setting(name, value)) for name, value in variables]
+
+
+class RequestSizeLimit(FileUploadHandler):
+    """Upload handler: refuse a request body over MUXWEB_MAX_REQUEST_BYTES before reading it.
+
+    Django caps form fields but not files, and the CSRF check reads the whole body: without this
+    a multi-gigabyte upload would be spooled to disk before the form could say "too big".
+    """
+
+    def handle_raw_input(self, input_data, META, content_length, boundary, encoding=None) -> None:
+        if content_length > settings.MUXWEB_MAX_REQUEST_BYTES:
+            raise RequestDataTooBig(f"The request is larger than {_megabytes()} MB.")
+
+    def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes:
+        # A body sent without Content-Length is counted as it arrives.
+        if start + len(raw_data) > settings.MUXWEB_MAX_REQUEST_BYTES:
+            raise RequestDataTooBig(f"The request is larger than {_megabytes()} MB.")
+        return raw_data
+
+    def file_complete(self, file_size: int) -> None:
+        return None
+
+
+def _megabytes() -> int:
+    return settings.MUXWEB_MAX_REQUEST_BYTES // (1024 * 1024)

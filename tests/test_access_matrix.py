@@ -1,0 +1,355 @@
+"""Every URL pattern, walked as every persona, against an explicit table of expected statuses.
+
+A new URL pattern fails `test_every_url_pattern_has_a_row` until it gets a row here: access is
+decided deliberately, never by accident. Each request is rolled back (a delete deletes, an import
+imports), so every persona meets the same data.
+"""
+
+import base64
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from axes.models import AccessAttempt, AccessFailureLog, AccessLog
+from django.contrib.auth.models import Group
+from django.contrib.contenttypes.models import ContentType
+from django.db import transaction
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.utils import timezone
+from django_q.models import OrmQ, Schedule, Task
+
+from tests.conftest import make_user
+from videos.models import VARIANTS, ModelSpec, Status, VideoJob
+
+pytestmark = pytest.mark.django_db
+
+PERSONAS = ("anonymous", "outsider", "viewer", "member", "other_member", "admin")
+CSRF_TOKEN = "m" * 32  # a CSRF secret as Django makes them: 32 letters and digits
+# The one view that takes a POST without a CSRF token: the provider signs its webhooks instead.
+CSRF_EXEMPT = {"webhooks-videos"}
+
+
+def walk(patterns, prefix: str = "", namespace: str = "") -> Iterator[tuple[str, URLPattern]]:
+    """Every URL pattern with its key: the namespaced name, or the full route if unnamed."""
+    for entry in patterns:
+        route = prefix + str(entry.pattern)
+        if isinstance(entry, URLResolver):
+            inner = ":".join(filter(None, [namespace, entry.namespace or ""]))
+            yield from walk(entry.url_patterns, route, inner)
+        elif entry.name:
+            yield ":".join(filter(None, [namespace, entry.name])), entry
+        else:
+            yield route, entry
+
+
+@dataclass
+class World:
+    """The rows every URL is built from: one of each kind, all belonging to `member`."""
+
+    job: VideoJob
+    failed_job: VideoJob
+    users: dict[str, object]
+    ids: dict[str, object]
+
+
+@dataclass
+class Row:
+    """Where a pattern is reached, and what each persona gets for a GET and for a POST that
+    carries a CSRF token. "L" is a redirect to a login page."""
+
+    url: Callable[[World], str]
+    get: str
+    post: str
+
+
+def admin_only(get: str, post: str) -> dict[str, str]:
+    """An admin view: everyone else is sent to a login page."""
+    return {"get": "L L L L L " + get, "post": "L L L L L " + post}
+
+
+def url(name: str, *args: Callable[[World], object]) -> Callable[[World], str]:
+    return lambda world: reverse(name, args=[arg(world) for arg in args])
+
+
+def job_id(world: World) -> int:
+    """Member's completed job, with all its files."""
+    return world.job.pk
+
+
+def obj(key: str) -> Callable[[World], object]:
+    return lambda world: world.ids[key]
+
+
+def admin_model(app: str, model: str, key: str, statuses: dict[str, dict[str, str]]) -> dict:
+    """The six URLs of one model's admin, each with its own statuses for the admin."""
+    prefix = f"admin:{app}_{model}"
+    rows = {
+        f"{prefix}_changelist": Row(url(f"{prefix}_changelist"), **statuses["list"]),
+        f"{prefix}_add": Row(url(f"{prefix}_add"), **statuses["add"]),
+    }
+    for action in ("history", "delete", "change"):
+        rows[f"{prefix}_{action}"] = Row(url(f"{prefix}_{action}", obj(key)), **statuses[action])
+    # Unnamed: the object's bare URL, which redirects to its change page.
+    rows[f"admin/{app}/{model}/<path:object_id>/"] = Row(
+        lambda world: f"/admin/{app}/{model}/{world.ids[key]}/", **statuses["redirect"]
+    )
+    return rows
+
+
+# What an admin gets on each of a model's admin URLs, for a model admins edit ...
+EDITABLE = {
+    "list": admin_only("200", "200"),
+    "add": admin_only("200", "200"),
+    "history": admin_only("200", "200"),
+    "delete": admin_only("200", "200"),
+    "change": admin_only("200", "200"),
+    "redirect": admin_only("302", "302"),
+}
+# ... for one whose rows only the application writes (posting its change form changes nothing),
+VIEW_ONLY = {**EDITABLE, "add": admin_only("403", "403"), "change": admin_only("200", "302")}
+# ... and for django-q2's queue, whose rows may be edited but not added by hand.
+QUEUE = {**EDITABLE, "add": admin_only("403", "403")}
+
+# Columns: anonymous, outsider, viewer, member, other member, admin. The job is member's.
+EXPECTED: dict[str, Row] = {
+    "videos-gallery": Row(
+        url("videos-gallery"), get="L 403 200 200 200 200", post="L 405 405 405 405 405"
+    ),
+    "videos-gallery-poll": Row(
+        url("videos-gallery-poll"), get="L 403 200 200 200 200", post="L 405 405 405 405 405"
+    ),
+    "videos-export": Row(
+        url("videos-export"), get="L 403 200 200 200 200", post="L 405 405 405 405 405"
+    ),
+    "videos-create": Row(
+        url("videos-create"), get="L 405 405 405 405 405", post="L 403 403 200 200 200"
+    ),
+    "videos-import": Row(
+        url("videos-import"), get="L 405 405 405 405 405", post="L 403 403 403 403 302"
+    ),
+    "videos-compose-options": Row(
+        url("videos-compose-options"), get="L 403 403 200 200 200", post="L 405 405 405 405 405"
+    ),
+    "videos-detail": Row(
+        url("videos-detail", job_id), get="L 403 200 200 200 200", post="L 405 405 405 405 405"
+    ),
+    "videos-media": Row(
+        url("videos-media", job_id, lambda world: "video"),
+        get="L 403 200 200 200 200",
+        post="L 405 405 405 405 405",
+    ),
+    "videos-remix": Row(
+        url("videos-remix", job_id), get="L 405 405 405 405 405", post="L 403 403 200 200 200"
+    ),
+    "videos-retry": Row(
+        url("videos-retry", lambda world: world.failed_job.pk),
+        get="L 405 405 405 405 405",
+        post="L 403 403 302 302 302",
+    ),
+    "videos-delete": Row(
+        url("videos-delete", job_id), get="L 403 403 200 403 200", post="L 403 403 302 403 302"
+    ),
+    "login": Row(url("login"), get="200 200 200 200 200 200", post="200 200 200 200 200 200"),
+    "logout": Row(url("logout"), get="L 405 405 405 405 405", post="L L L L L L"),
+    "set_language": Row(
+        url("set_language"), get="302 302 302 302 302 302", post="302 302 302 302 302 302"
+    ),
+    "healthz": Row(url("healthz"), get="200 200 200 200 200 200", post="405 405 405 405 405 405"),
+    # Unsigned, so refused whoever sends it.
+    "webhooks-videos": Row(
+        url("webhooks-videos"), get="405 405 405 405 405 405", post="400 400 400 400 400 400"
+    ),
+    "admin:index": Row(url("admin:index"), **admin_only("200", "200")),
+    "admin:login": Row(
+        url("admin:login"), get="200 200 200 200 200 302", post="200 200 200 200 200 200"
+    ),
+    # Non-staff accounts are sent to the admin index, and from there to its login page.
+    "admin:logout": Row(
+        url("admin:logout"), get="L 302 302 302 302 405", post="L 302 302 302 302 L"
+    ),
+    "admin:password_change": Row(url("admin:password_change"), **admin_only("200", "200")),
+    "admin:password_change_done": Row(
+        url("admin:password_change_done"), **admin_only("200", "405")
+    ),
+    "admin:autocomplete": Row(url("admin:autocomplete"), **admin_only("403", "405")),
+    "admin:jsi18n": Row(url("admin:jsi18n"), **admin_only("200", "405")),
+    # Jobs have no page outside the dashboard for the admin to link to.
+    "admin:view_on_site": Row(
+        url("admin:view_on_site", obj("videojob_type"), job_id), **admin_only("404", "404")
+    ),
+    "admin:app_list": Row(lambda world: "/admin/videos/", **admin_only("200", "200")),
+    "admin/(?P<url>.*)$": Row(lambda world: "/admin/nothing-here/", **admin_only("404", "404")),
+    "admin:auth_user_password_change": Row(
+        url("admin:auth_user_password_change", obj("user")), **admin_only("200", "200")
+    ),
+    **admin_model("auth", "group", "group", EDITABLE),
+    **admin_model("auth", "user", "user", EDITABLE),
+    **admin_model("axes", "accessattempt", "accessattempt", VIEW_ONLY),
+    **admin_model("axes", "accesslog", "accesslog", VIEW_ONLY),
+    **admin_model("axes", "accessfailurelog", "accessfailurelog", VIEW_ONLY),
+    **admin_model("django_q", "schedule", "schedule", EDITABLE),
+    **admin_model("django_q", "success", "success", VIEW_ONLY),
+    **admin_model("django_q", "failure", "failure", VIEW_ONLY),
+    **admin_model("django_q", "ormq", "ormq", QUEUE),
+    **admin_model("videos", "modelspec", "modelspec", EDITABLE),
+    **admin_model("videos", "videojob", "job", VIEW_ONLY),
+}
+
+
+def write_files(job: VideoJob, media_root: Path) -> None:
+    for variant, name in (
+        ("video", "video.mp4"),
+        ("thumbnail", "thumbnail.webp"),
+        ("spritesheet", "spritesheet.jpg"),
+        ("reference", "reference.png"),
+    ):
+        path = media_root / f"videos/{job.pk}/{name}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"\x00" * 64)
+        job.asset(variant).name = f"videos/{job.pk}/{name}"
+
+
+@pytest.fixture
+def world(member, other_member, viewer, admin, settings) -> World:
+    # Webhooks configured: an unsigned POST is then refused for its signature.
+    settings.MUXWEB_WEBHOOK_SECRETS = ["whsec_" + base64.b64encode(b"k" * 24).decode()]
+    outsider = make_user("olga")  # in no team group
+    job = VideoJob.objects.create(
+        author=member,
+        model="sora-2",
+        prompt="Everyone's business",
+        seconds=4,
+        size="1280x720",
+        status=Status.COMPLETED,
+        progress=100,
+        upstream_id="video_matrix",
+        assets_fetched_at=timezone.now(),
+    )
+    write_files(job, settings.MEDIA_ROOT)
+    job.save()
+    failed_job = VideoJob.objects.create(
+        author=member,
+        model="sora-2",
+        prompt="Failed once",
+        seconds=4,
+        size="1280x720",
+        status=Status.FAILED,
+        error_code="moderation_blocked",
+    )
+    now = timezone.now()
+    task = {"func": "math.floor", "started": now, "stopped": now}
+    ids = {
+        "job": job.pk,
+        "user": member.pk,
+        "group": Group.objects.get(name="Members").pk,
+        "schedule": Schedule.objects.first().pk,
+        "success": Task.objects.create(id="s" * 32, name="ok", success=True, **task).pk,
+        "failure": Task.objects.create(id="f" * 32, name="ko", success=False, **task).pk,
+        "ormq": OrmQ.objects.create(key="muxweb", payload="x", lock=now).pk,
+        "modelspec": ModelSpec.objects.first().pk,
+        "videojob_type": ContentType.objects.get_for_model(VideoJob).pk,
+        **{
+            name: model.objects.create(
+                username="someone", ip_address="192.0.2.1", path_info="/", **fields
+            ).pk
+            for name, model, fields in (
+                ("accessattempt", AccessAttempt, {"failures_since_start": 1}),
+                ("accesslog", AccessLog, {}),
+                ("accessfailurelog", AccessFailureLog, {}),
+            )
+        },
+    }
+    users = {
+        "anonymous": None,
+        "outsider": outsider,
+        "viewer": viewer,
+        "member": member,
+        "other_member": other_member,
+        "admin": admin,
+    }
+    return World(job=job, failed_job=failed_job, users=users, ids=ids)
+
+
+def request(world: World, persona: str, method: str, path: str, *, csrf: bool):
+    """One request in a fresh browser, rolled back afterwards with everything it changed."""
+    client = Client(enforce_csrf_checks=True)
+    if world.users[persona] is not None:
+        client.force_login(world.users[persona])
+    headers = {}
+    if csrf:
+        client.cookies["csrftoken"] = CSRF_TOKEN
+        headers["X-CSRFToken"] = CSRF_TOKEN
+    savepoint = transaction.savepoint()
+    try:
+        return getattr(client, method)(path, headers=headers)
+    finally:
+        transaction.savepoint_rollback(savepoint)
+
+
+def outcome(response) -> str:
+    location = response.get("Location", "")
+    if response.status_code == 302 and (
+        "/accounts/login/" in location or "/admin/login/" in location
+    ):
+        return "L"
+    return str(response.status_code)
+
+
+def test_every_url_pattern_has_a_row():
+    patterns = {key for key, _pattern in walk(get_resolver().url_patterns)}
+    missing, stale = sorted(patterns - EXPECTED.keys()), sorted(EXPECTED.keys() - patterns)
+    assert not missing, "give these new URL patterns a row in EXPECTED:\n" + "\n".join(missing)
+    assert not stale, "these rows are for URL patterns that no longer exist:\n" + "\n".join(stale)
+
+
+def test_only_the_webhook_is_exempt_from_csrf():
+    exempt = {
+        key
+        for key, pattern in walk(get_resolver().url_patterns)
+        if getattr(pattern.callback, "csrf_exempt", False)
+    }
+    assert exempt == CSRF_EXEMPT
+
+
+@pytest.mark.parametrize("persona", PERSONAS)
+@pytest.mark.parametrize("method", ["get", "post"])
+def test_every_url_answers_each_persona_as_the_table_says(world, settings, persona, method):
+    column = PERSONAS.index(persona)
+    wrong = []
+    for key, row in EXPECTED.items():
+        path = row.url(world)
+        write_files(world.job, settings.MEDIA_ROOT)  # a delete removes them with the job
+        got = outcome(request(world, persona, method, path, csrf=True))
+        expected = getattr(row, method).split()[column]
+        if got != expected:
+            wrong.append(f"{method.upper()} {path} ({key}): expected {expected}, got {got}")
+    assert not wrong, "\n".join(wrong)
+
+
+@pytest.mark.parametrize("persona", PERSONAS)
+def test_every_post_without_a_csrf_token_is_refused(world, settings, persona):
+    allowed = []
+    for key, row in EXPECTED.items():
+        if key in CSRF_EXEMPT:
+            continue
+        response = request(world, persona, "post", row.url(world), csrf=False)
+        if response.status_code != 403:
+            allowed.append(f"{row.url(world)} ({key}): {response.status_code}")
+    assert not allowed, "\n".join(allowed)
+    assert VideoJob.objects.filter(pk=world.job.pk).exists()
+
+
+@pytest.mark.parametrize("persona", PERSONAS)
+def test_another_users_media_obeys_the_same_rules_as_their_job_page(world, persona):
+    """Every file of member's job, plain and as a download, for each persona (other_member is
+    the other user here; the whole team shares one history, outsiders and strangers get none)."""
+    job = world.job
+    page = outcome(
+        request(world, persona, "get", reverse("videos-detail", args=[job.pk]), csrf=False)
+    )
+    for variant in (*VARIANTS, "reference"):
+        for query in ("", "?download=1"):
+            path = reverse("videos-media", args=[job.pk, variant]) + query
+            assert outcome(request(world, persona, "get", path, csrf=False)) == page, path
