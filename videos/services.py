@@ -217,7 +217,8 @@ def _submit_failed(job: VideoJob, exc: UpstreamError) -> None:
             job.error_code = exc.code or "retrying"
             job.error_message = exc.message
             log.warning("job %s: submit failed (%s), retrying in %ss", job.pk, exc, delay)
-            _save_lifecycle(job)
+            if _save_lifecycle(job):
+                kick_poll_sweep()
         else:
             _fail(job, _error_code(exc), _last_error(job.submit_attempts, exc))
     elif exc.status is not None and 400 <= exc.status < 500:
@@ -249,7 +250,8 @@ def _start_checking(job: VideoJob, exc: UpstreamError) -> None:
     # The first look comes a little later: a provider's list may lag behind its creates.
     job.next_poll_at = timezone.now() + timedelta(seconds=RECONCILE_INTERVAL)
     log.warning("job %s: create outcome unknown (%s), checking with the provider", job.pk, exc)
-    _save_fields(job, [*LIFECYCLE_FIELDS, "reconcile_attempts"])
+    if _save_fields(job, [*LIFECYCLE_FIELDS, "reconcile_attempts"]):
+        kick_poll_sweep()
 
 
 def reconcile_submit(job_id: int) -> None:
