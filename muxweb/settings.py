@@ -211,8 +211,9 @@ AXES_LOCKOUT_CALLABLE = "muxweb.security.lockout_response"
 # `manage.py up` turns it off for its own processes when it serves plain HTTP on this machine.
 MUXWEB_HTTPS = env_bool("MUXWEB_HTTPS", not DEBUG)
 SECURE_SSL_REDIRECT = MUXWEB_HTTPS
-# Load balancers and `up` check health over plain HTTP.
-SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+# Load balancers and `up` check health over plain HTTP, and the simulator `up` runs posts its
+# webhooks that way; webhooks are signed, so a redirect would only lose them.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^webhooks/"]
 # TLS ends at the proxy in front, which must set (never pass through) X-Forwarded-Proto.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_HSTS_SECONDS = 365 * 24 * 3600 if MUXWEB_HTTPS else 0

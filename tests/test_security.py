@@ -172,7 +172,7 @@ def test_without_debug_everything_is_https_only(production):
     assert production == {
         "MUXWEB_HTTPS": True,
         "SECURE_SSL_REDIRECT": True,
-        "SECURE_REDIRECT_EXEMPT": [r"^healthz$"],
+        "SECURE_REDIRECT_EXEMPT": [r"^healthz$", r"^webhooks/"],
         "SECURE_PROXY_SSL_HEADER": ["HTTP_X_FORWARDED_PROTO", "https"],
         "SECURE_HSTS_SECONDS": 31536000,
         "SECURE_HSTS_INCLUDE_SUBDOMAINS": True,
@@ -307,6 +307,8 @@ def test_plain_http_is_redirected_to_https_except_the_health_check(
     assert response.status_code == 301
     assert response["Location"] == "https://testserver/accounts/login/"
     assert client.get(reverse("healthz")).status_code == 200
+    # Webhooks are signed: one over plain HTTP is checked, not redirected (and lost).
+    assert client.post(reverse("webhooks-videos"), b"{}", "application/json").status_code != 301
     # Behind the TLS proxy, which says the browser's connection was HTTPS.
     proxied = client.get(LOGIN, headers={"X-Forwarded-Proto": "https"})
     assert proxied.status_code == 200
