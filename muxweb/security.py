@@ -1,12 +1,15 @@
-"""What the settings point at for security: the Content Security Policy, the lockout page and
-the filter that keeps secrets out of error reports."""
+"""What the settings point at for security: the Content Security Policy, the login form and its
+lockout page, the cap on request bodies, and the filter that keeps secrets out of error reports."""
 
 import math
 from collections.abc import Callable
 
 from django.conf import settings
+from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import RequestDataTooBig
 from django.core.files.uploadhandler import FileUploadHandler
+from django.core.validators import MaxLengthValidator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.debug import SafeExceptionReporterFilter
@@ -95,3 +98,24 @@ class RequestSizeLimit(FileUploadHandler):
 
 def _megabytes() -> int:
     return settings.MUXWEB_MAX_REQUEST_BYTES // (1024 * 1024)
+
+
+class BoundedUsername:
+    """Login forms refusing a username longer than any account's before checking it.
+
+    Django's own limit is only an HTML attribute: a 100,000-character name went on to the failed
+    login records, a 500 on PostgreSQL.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["username"]
+        field.validators.append(MaxLengthValidator(field.max_length))
+
+
+class LoginForm(BoundedUsername, AuthenticationForm):
+    pass
+
+
+class AdminLoginForm(BoundedUsername, AdminAuthenticationForm):
+    pass

@@ -6,12 +6,20 @@ from django.contrib.auth.decorators import login_not_required
 from django.urls import include, path
 from django.views.i18n import set_language
 
+from muxweb.security import AdminLoginForm, LoginForm
 from videos.views import healthz
 from videos.webhooks import receive_video_event
 
+# Both login pages bound the username before it reaches the failed-login records.
+admin.site.login_form = AdminLoginForm
+
 urlpatterns = [
     path("", include("videos.urls")),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path(
+        "accounts/login/",
+        auth_views.LoginView.as_view(authentication_form=LoginForm),
+        name="login",
+    ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     # The language switch works on the login page too.
     path("i18n/setlang/", login_not_required(set_language), name="set_language"),

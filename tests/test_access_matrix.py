@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from axes.models import AccessAttempt, AccessFailureLog, AccessLog
+from django.contrib import admin
 from django.contrib.auth.models import Group
 from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
@@ -196,6 +197,13 @@ EXPECTED: dict[str, Row] = {
     **admin_model("videos", "modelspec", "modelspec", EDITABLE),
     **admin_model("videos", "videojob", "job", VIEW_ONLY),
 }
+# django-q2 lists its queue in the admin only when the database is the broker (not with Redis).
+if not admin.site.is_registered(OrmQ):
+    EXPECTED = {
+        key: row
+        for key, row in EXPECTED.items()
+        if "django_q_ormq" not in key and "django_q/ormq" not in key
+    }
 
 
 def write_files(job: VideoJob, media_root: Path) -> None:

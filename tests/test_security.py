@@ -644,3 +644,11 @@ def test_the_leak_check_hears_debug_lines_of_every_logger(caplog):
     logging.getLogger("videos.services").debug("calling with %s", KEY)
     logging.getLogger("django.request").debug("key %s", WRONG_KEY)
     assert KEY in caplog.text and WRONG_KEY in caplog.text
+
+
+@pytest.mark.parametrize("login", [LOGIN, ADMIN_LOGIN])
+def test_a_username_longer_than_any_account_is_refused_without_being_recorded(client, db, login):
+    response = client.post(login, {"username": "x" * 100_000, "password": "pw"})
+    assert response.status_code == 200
+    assert "at most 150 characters" in response.content.decode()
+    assert not AccessAttempt.objects.filter(username__startswith="xxxx").exists()
