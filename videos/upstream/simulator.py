@@ -394,13 +394,7 @@ class Simulator:
     def start(self) -> "Simulator":
         """Serve from a daemon thread; returns self, so `Simulator(...).start()` reads well."""
         self._start_ticker()
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.1},
-            name="muxweb-simulator",
-            daemon=True,
-        )
-        self._thread.start()
+        self._serve_in_thread()
         if self._refuse_at_start:
             self.refuse_connections(self._refuse_at_start)
             self._refuse_at_start = 0.0
@@ -476,6 +470,9 @@ class Simulator:
         if self._stopping.is_set():
             return
         self._server = _Server(self._address, self)
+        self._serve_in_thread()
+
+    def _serve_in_thread(self) -> None:
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.1},
