@@ -12,7 +12,7 @@ from PIL import Image
 from playwright.sync_api import Page, expect, sync_playwright
 
 from muxweb.security import CONTENT_SECURITY_POLICY
-from tests.conftest import ARTIFACTS
+from tests.conftest import ARTIFACTS, wait_for
 from videos.models import Status, VideoJob
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker]
@@ -162,7 +162,8 @@ def test_member_generates_a_video_and_watches_it_complete_without_reload(
     card.locator("a.thumb").click()
     video = page.locator("video.player")
     expect(video).to_be_visible()
-    page.wait_for_function("document.querySelector('video.player').readyState >= 1", timeout=15_000)
+    # Polled from here: wait_for_function would retry through eval, which the policy forbids.
+    wait_for(lambda: page.evaluate("document.querySelector('video.player').readyState") >= 1, 15)
     duration = page.evaluate("document.querySelector('video.player').duration")
     assert 3.8 < duration < 4.3
     page.evaluate(
