@@ -84,20 +84,21 @@ class RequestSizeLimit(FileUploadHandler):
 
     def handle_raw_input(self, input_data, META, content_length, boundary, encoding=None) -> None:
         if content_length > settings.MUXWEB_MAX_REQUEST_BYTES:
-            raise RequestDataTooBig(f"The request is larger than {_megabytes()} MB.")
+            raise _too_big()
 
     def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes:
         # A body sent without Content-Length is counted as it arrives.
         if start + len(raw_data) > settings.MUXWEB_MAX_REQUEST_BYTES:
-            raise RequestDataTooBig(f"The request is larger than {_megabytes()} MB.")
+            raise _too_big()
         return raw_data
 
     def file_complete(self, file_size: int) -> None:
         return None
 
 
-def _megabytes() -> int:
-    return settings.MUXWEB_MAX_REQUEST_BYTES // (1024 * 1024)
+def _too_big() -> RequestDataTooBig:
+    megabytes = settings.MUXWEB_MAX_REQUEST_BYTES // (1024 * 1024)
+    return RequestDataTooBig(f"The request is larger than {megabytes} MB.")
 
 
 class BoundedUsername:

@@ -168,21 +168,21 @@ def worker_env(simulator: Simulator, settings, tmp_path: Path) -> dict[str, str]
     return env
 
 
-@pytest.fixture
-def qcluster(transactional_db, catalogue, worker_env, monkeypatch) -> Iterator[subprocess.Popen]:
-    """A real `manage.py qcluster` process; tasks from this process go through the broker to it."""
-    monkeypatch.setattr(Conf, "SYNC", False)
-    get_broker().purge_queue()
-    log = open(worker_env["MUXWEB_DATA_DIR"] + "/qcluster.log", "w")  # noqa: SIM115
-    process = subprocess.Popen(
-        [sys.executable, str(ROOT / "manage.py"), "qcluster"],
-        cwd=ROOT,
-        env=worker_env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    yield process
+def start_qcluster(env: dict[str, str], log: Path) -> subprocess.Popen:
+    """A real `manage.py qcluster` process, in its own process group, writing to `log`."""
+    with log.open("w") as out:
+        return subprocess.Popen(
+            [sys.executable, str(ROOT / "manage.py"), "qcluster"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def stop_qcluster(process: subprocess.Popen) -> None:
+    """Stop a cluster, and whatever of its process group is left."""
     if process.poll() is None:
         # The cluster stops its own workers; a SIGTERM to each of them too makes it wait.
         process.send_signal(signal.SIGTERM)
@@ -193,6 +193,16 @@ def qcluster(transactional_db, catalogue, worker_env, monkeypatch) -> Iterator[s
             process.wait()
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
-    log.close()
+
+
+@pytest.fixture
+def qcluster(transactional_db, catalogue, worker_env, monkeypatch) -> Iterator[subprocess.Popen]:
+    """A real `manage.py qcluster` process; tasks from this process go through the broker to it."""
+    monkeypatch.setattr(Conf, "SYNC", False)
+    get_broker().purge_queue()
+    log = Path(worker_env["MUXWEB_DATA_DIR"]) / "qcluster.log"
+    process = start_qcluster(worker_env, log)
+    yield process
+    stop_qcluster(process)
     if os.environ.get("MUXWEB_SHOW_WORKER_LOG"):
-        print(Path(log.name).read_text())
+        print(log.read_text())

@@ -12,7 +12,6 @@ running out.
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 
-from tests.conftest import ROOT, wait_for
+from tests.conftest import start_qcluster, stop_qcluster, wait_for
 from videos import services
 from videos.models import VARIANTS, Lease, Status, VideoJob
 from videos.probe import verify_download
@@ -36,36 +35,19 @@ def crash_and_restart(
 ) -> Iterator[Callable[[], subprocess.Popen]]:
     """SIGKILL the running cluster (every process of it) and start a fresh one."""
     started: list[subprocess.Popen] = []
+    log = Path(worker_env["MUXWEB_DATA_DIR"]) / "qcluster-restarted.log"
 
     def crash_and_restart() -> subprocess.Popen:
         os.killpg(qcluster.pid, signal.SIGKILL)
         qcluster.wait()
-        log = Path(worker_env["MUXWEB_DATA_DIR"]) / "qcluster-restarted.log"
-        with log.open("w") as out:
-            process = subprocess.Popen(
-                [sys.executable, str(ROOT / "manage.py"), "qcluster"],
-                cwd=ROOT,
-                env=worker_env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        started.append(process)
-        return process
+        started.append(start_qcluster(worker_env, log))
+        return started[-1]
 
     yield crash_and_restart
     for process in started:
-        if process.poll() is None:
-            # The cluster's main process stops its workers itself; a SIGTERM to every process
-            # of the group leaves it waiting for workers that are gone.
-            os.kill(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        stop_qcluster(process)
     if started and os.environ.get("MUXWEB_SHOW_WORKER_LOG"):
-        print((Path(worker_env["MUXWEB_DATA_DIR"]) / "qcluster-restarted.log").read_text())
+        print(log.read_text())
 
 
 def leases_run_out() -> None:

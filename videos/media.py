@@ -12,7 +12,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured, SuspiciousFileOperation
+from django.core.exceptions import SuspiciousFileOperation
 from django.http import FileResponse, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils.http import content_disposition_header
 
@@ -106,9 +106,7 @@ def serve_file(
     real, relative = media_path(path)
     content_type = CONTENT_TYPES.get(real.suffix, "application/octet-stream")
     mode = settings.MUXWEB_MEDIA_SERVING
-    if mode == "django":
-        response = _django_response(request, real, content_type)
-    elif mode == "nginx":
+    if mode == "nginx":
         # An empty answer: nginx serves the file from its internal location, Range requests and
         # all, and keeps the Content-Type, Content-Disposition and Cache-Control given here. It
         # URL-decodes the header, so odd characters in a name survive the trip quoted.
@@ -121,9 +119,7 @@ def serve_file(
         response = HttpResponse(content_type=content_type)
         response["X-Sendfile"] = quote(str(real), safe="/")
     else:
-        raise ImproperlyConfigured(
-            f"MUXWEB_MEDIA_SERVING {mode!r} is not django, nginx or sendfile"
-        )
+        response = _django_response(request, real, content_type)
     # Files never change once saved; only this browser's user may keep them.
     response["Cache-Control"] = "private, max-age=86400"
     if download_name:

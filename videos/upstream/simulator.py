@@ -216,12 +216,23 @@ SIGNED_LINK_SECONDS = 300
 
 # Faults the simulator can inject, by kind; see `Fault`.
 FAULT_STATUSES = {"429": 429, "500": 500, "502": 502, "503": 503}
-FAULT_KINDS = frozenset(
-    {*FAULT_STATUSES, "refuse", "hang", "cut", "html", "slow", "redirect", "vanish", "garbled"}
-    | {"oddcase", "pad"}
-)
+FAULT_KINDS = frozenset(FAULT_STATUSES) | {
+    "refuse",
+    "hang",
+    "cut",
+    "html",
+    "slow",
+    "redirect",
+    "vanish",
+    "garbled",
+    "oddcase",
+    "pad",
+}
 FAULT_ROUTES = frozenset({"*", "create", "list", "retrieve", "delete", "remix", "content"})
-ODD_CASE = {"queued": "Queued", "in_progress": "IN_PROGRESS", "processing": "Processing"} | {
+ODD_CASE = {
+    "queued": "Queued",
+    "in_progress": "IN_PROGRESS",
+    "processing": "Processing",
     "completed": "COMPLETED",
     "failed": "Failed",
 }
