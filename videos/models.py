@@ -159,7 +159,6 @@ OWN_ERRORS = {
         "The provider did not confirm the job: it may have been created anyway. "
         "Check the provider before generating it again."
     ),
-    "invalid_response": _("The provider accepted the job but sent no id."),
     "remix_source_missing": _("The video this remixes is no longer at the provider."),
 }
 

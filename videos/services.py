@@ -35,6 +35,7 @@ from videos.models import (
 )
 from videos.probe import InvalidDownload, verify_download
 from videos.upstream.client import UpstreamError, default_client
+from videos.upstream.video import UpstreamVideo, identifier
 
 log = logging.getLogger(__name__)
 
@@ -172,14 +173,21 @@ def submit_job(job_id: int) -> None:
     except UpstreamError as exc:
         _submit_failed(job, exc)
         return
-    upstream_id = str(video.get("id") or "")
-    if not upstream_id:
-        _start_checking(job, UpstreamError("the provider accepted the job but sent no id"))
+    try:
+        answer = read_video(video)
+    except UpstreamError as exc:
+        # Accepted, perhaps, but with no id we could keep: look for it before anything else.
+        _start_checking(job, exc)
         return
-    _adopt(job, video, from_status=Status.SUBMITTING)
+    _adopt(job, answer, from_status=Status.SUBMITTING)
 
 
-def _adopt(job: VideoJob, video: dict, *, from_status: Status) -> bool:
+def read_video(data: object) -> UpstreamVideo:
+    """The provider's Video object, checked (see upstream/video.py), or UpstreamError."""
+    return UpstreamVideo.parse(data, secret=settings.MUXWEB_API_KEY)
+
+
+def _adopt(job: VideoJob, video: UpstreamVideo, *, from_status: Status) -> bool:
     """Take the provider's job as this one's: its id first, on its own update, so that whatever
     happens next this paid job is never lost track of. False if another worker got there first."""
     try:
@@ -187,7 +195,7 @@ def _adopt(job: VideoJob, video: dict, *, from_status: Status) -> bool:
             adopted = VideoJob.objects.filter(
                 pk=job.pk, status=from_status, upstream_id__isnull=True
             ).update(
-                upstream_id=str(video["id"]),
+                upstream_id=video.id,
                 submitted_at=timezone.now(),
                 status=Status.QUEUED,
                 error_code="",
@@ -221,7 +229,8 @@ def _submit_failed(job: VideoJob, exc: UpstreamError) -> None:
                 kick_poll_sweep()
         else:
             _fail(job, _error_code(exc), _last_error(job.submit_attempts, exc))
-    elif exc.status is not None and 400 <= exc.status < 500:
+    elif exc.status is not None and 300 <= exc.status < 500:
+        # A clear no, and so is a redirect: it is never followed, so nothing was created.
         _fail(job, exc.code or f"http_{exc.status}", exc.message)
     else:
         _start_checking(job, exc)
@@ -280,7 +289,7 @@ def reconcile_submit(job_id: int) -> None:
         return
     if video is not None:
         if _adopt(job, video, from_status=Status.CHECKING):
-            log.info("job %s: found at the provider as %s", job.pk, video["id"])
+            log.info("job %s: found at the provider as %s", job.pk, video.id)
         return
     settled = (timezone.now() - job.submit_sent_at).total_seconds() >= RECONCILE_SETTLE
     if covered and settled and job.reconcile_attempts >= RECONCILE_CONFIRMATIONS:
@@ -294,7 +303,7 @@ def reconcile_submit(job_id: int) -> None:
     _save_fields(job, ["reconcile_attempts", "next_poll_at"])
 
 
-def _find_upstream(job: VideoJob) -> tuple[dict | None, bool]:
+def _find_upstream(job: VideoJob) -> tuple[UpstreamVideo | None, bool]:
     """The provider's job that matches this one, if any, and whether the listing went back far
     enough (to before the first send) to say it is not there."""
     client = default_client()
@@ -302,39 +311,54 @@ def _find_upstream(job: VideoJob) -> tuple[dict | None, bool]:
     if job.submit_attempts > 1:
         # An earlier send may have arrived too: look back to the job's creation.
         since = job.created_at - CLOCK_SKEW
-    candidates: list[dict] = []
+    candidates: list[UpstreamVideo] = []
     covered, after = False, None
     for _page in range(RECONCILE_PAGES):
         listing = client.list(limit=100, after=after)
-        videos = [v for v in listing.get("data") or [] if isinstance(v, dict) and v.get("id")]
+        videos = listed_videos(listing)
         for video in videos:
-            created = _timestamp(video.get("created_at"))
-            if created is not None and created < since:
+            if video.created_at is not None and video.created_at < since:
                 covered = True
             elif _same_request(job, video):
                 candidates.append(video)
         if covered or not listing.get("has_more") or not videos:
             covered = covered or not listing.get("has_more")
             break
-        after = listing.get("last_id") or videos[-1]["id"]
-    ids = [str(v["id"]) for v in candidates]
+        after = next_page_after(listing, videos)
+    ids = [v.id for v in candidates]
     taken = set(VideoJob.objects.filter(upstream_id__in=ids).values_list("upstream_id", flat=True))
-    free = [v for v in candidates if str(v["id"]) not in taken]
+    free = [v for v in candidates if v.id not in taken]
     # The oldest: the first send is the one that may have gone through.
-    free.sort(key=lambda v: float(v.get("created_at") or 0))
+    free.sort(key=lambda v: v.created_at or datetime.min.replace(tzinfo=UTC))
     return (free[0] if free else None), covered
 
 
-def _same_request(job: VideoJob, video: dict) -> bool:
-    if str(video.get("prompt") or "").strip() != job.prompt.strip():
+def listed_videos(listing: dict) -> list[UpstreamVideo]:
+    """The sound Video objects of one page of `GET /videos`; a garbled entry is skipped."""
+    videos = []
+    data = listing.get("data")
+    for item in data if isinstance(data, list) else []:
+        try:
+            videos.append(read_video(item))
+        except UpstreamError as exc:
+            log.warning("skipped a job in the provider's list: %s", exc)
+    return videos
+
+
+def next_page_after(listing: dict, videos: list[UpstreamVideo]) -> str:
+    return identifier(listing.get("last_id")) or videos[-1].id
+
+
+def _same_request(job: VideoJob, video: UpstreamVideo) -> bool:
+    if video.prompt.strip() != job.prompt.strip():
         return False
     if job.remix_of_id:
-        return str(video.get("remixed_from_video_id") or "") == (job.remix_of.upstream_id or "")
-    if str(video.get("model") or job.model) != job.model:
+        return video.remixed_from == (job.remix_of.upstream_id or "")
+    if (video.model or job.model) != job.model:
         return False
-    if str(video.get("size") or job.size) != job.size:
+    if (video.size or job.size) != job.size:
         return False
-    return str(video.get("seconds") or job.seconds) == str(job.seconds)
+    return (video.seconds or job.seconds) == job.seconds
 
 
 def _resend(job: VideoJob) -> None:
@@ -397,44 +421,42 @@ def _save_fields(job: VideoJob, fields: list[str]) -> bool:
     return True
 
 
-def _timestamp(value: object) -> datetime | None:
-    try:
-        seconds = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-    return datetime.fromtimestamp(seconds, tz=UTC) if seconds > 0 else None
+def apply_upstream(
+    job: VideoJob, video: dict | UpstreamVideo, *, poll_after: float | None = None
+) -> None:
+    """Bring a job up to date with the provider's Video object and save it.
 
-
-def apply_upstream(job: VideoJob, video: dict, *, poll_after: float | None = None) -> None:
-    """Bring a job up to date with the provider's Video object and save it."""
+    An answer that cannot be read (see upstream/video.py) counts as a failed poll: backoff and a
+    message on the job, like any other provider error."""
+    if not isinstance(video, UpstreamVideo):
+        try:
+            video = read_video(video)
+        except UpstreamError as exc:
+            record_poll_failure(job, exc)
+            return
     now = timezone.now()
     previous_status, previous_progress = job.status, job.progress
-    status = map_upstream_status(video.get("status"))
+    status = map_upstream_status(video.status)
     if status is None:
         # An unknown word is taken as still running; MAX_RENDER_TIME ends it if it never finishes.
-        log.warning("job %s: unknown provider status %r", job.pk, video.get("status"))
+        log.warning("job %s: unknown provider status %r", job.pk, video.status)
         status = Status.IN_PROGRESS
-    try:
-        progress = max(0, min(int(float(video.get("progress") or 0)), 100))
-    except (TypeError, ValueError):
-        progress = job.progress
+    progress = job.progress if video.progress is None else video.progress
     job.status = status
     job.progress = max(progress, job.progress) if status != Status.FAILED else progress
     job.poll_failures = 0
     job.poll_count += 1
-    job.expires_at = _timestamp(video.get("expires_at")) or job.expires_at
+    job.expires_at = video.expires_at or job.expires_at
 
     if status == Status.FAILED:
-        error = video.get("error") if isinstance(video.get("error"), dict) else {}
-        raw_status = str(video.get("status") or "").lower()
-        job.error_code = str(error.get("code") or raw_status or "failed")
-        job.error_message = str(
-            error.get("message") or f"The provider reports the job as {raw_status}."
+        job.error_code = video.error_code or video.status or "failed"
+        job.error_message = (
+            video.error_message or f"The provider reports the job as {video.status}."
         )
         job.next_poll_at = None
     elif status == Status.COMPLETED:
         job.progress = 100
-        job.completed_at = _timestamp(video.get("completed_at")) or job.completed_at or now
+        job.completed_at = video.completed_at or job.completed_at or now
         job.error_code = job.error_message = ""
         job.next_poll_at = None
     elif job.is_overdue(now):
@@ -520,11 +542,24 @@ def poll_jobs(jobs: list[VideoJob]) -> None:
         # Database writes stay on this thread: SQLite connections are per thread.
         for future in as_completed(futures):
             job, answer = futures[future], future.result()
-            if isinstance(answer, UpstreamError):
-                record_poll_failure(job, answer)
-            else:
-                video, poll_after = answer
-                apply_upstream(job, video, poll_after=poll_after)
+            try:
+                if isinstance(answer, UpstreamError):
+                    record_poll_failure(job, answer)
+                else:
+                    video, poll_after = answer
+                    apply_upstream(job, video, poll_after=poll_after)
+            except Exception:
+                # One job whose answer cannot be recorded must not hold up the others.
+                log.exception("job %s: the provider's answer could not be recorded", job.pk)
+                _put_off(job)
+
+
+def _put_off(job: VideoJob) -> None:
+    """Look at a job again later than usual, after something unexpected went wrong with it."""
+    delay = timedelta(seconds=min(2 ** min(job.poll_failures + 1, 8), MAX_POLL_BACKOFF))
+    VideoJob.objects.filter(pk=job.pk).update(
+        next_poll_at=timezone.now() + delay, poll_failures=F("poll_failures") + 1
+    )
 
 
 def refresh_job(job_id: int) -> None:
@@ -729,39 +764,34 @@ def import_upstream_jobs(*, page_size: int = 100, max_pages: int = 100) -> int:
     after = None
     for _page in range(max_pages):
         listing = client.list(limit=page_size, after=after)
-        videos = [v for v in listing.get("data") or [] if isinstance(v, dict) and v.get("id")]
+        videos = listed_videos(listing)
         known = set(
-            VideoJob.objects.filter(upstream_id__in=[str(v["id"]) for v in videos]).values_list(
+            VideoJob.objects.filter(upstream_id__in=[v.id for v in videos]).values_list(
                 "upstream_id", flat=True
             )
         )
         for video in videos:
-            if str(video["id"]) not in known and _import_one(video, specs):
+            if video.id not in known and _import_one(video, specs):
                 added += 1
         if not listing.get("has_more") or not videos:
             break
-        after = listing.get("last_id") or videos[-1]["id"]
+        after = next_page_after(listing, videos)
     if added:
         kick_poll_sweep()
     return added
 
 
-def _import_one(video: dict, specs: dict[str, ModelSpec]) -> bool:
-    created = _timestamp(video.get("created_at")) or timezone.now()
-    try:
-        seconds = int(float(video.get("seconds") or 0))
-    except (TypeError, ValueError):
-        seconds = 0
-    model, size = str(video.get("model") or ""), str(video.get("size") or "")
-    spec = specs.get(model)
+def _import_one(video: UpstreamVideo, specs: dict[str, ModelSpec]) -> bool:
+    created = video.created_at or timezone.now()
+    spec = specs.get(video.model)
     job = VideoJob(
         imported=True,
-        upstream_id=str(video["id"]),
-        model=model,
-        prompt=str(video.get("prompt") or ""),
-        seconds=seconds,
-        size=size,
-        price_per_second=spec.price_per_second(size) if spec else None,
+        upstream_id=video.id,
+        model=video.model,
+        prompt=video.prompt,
+        seconds=video.seconds or 0,
+        size=video.size,
+        price_per_second=spec.price_per_second(video.size) if spec else None,
         created_at=created,
         submitted_at=created,
         status=Status.QUEUED,

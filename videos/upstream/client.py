@@ -6,6 +6,7 @@ goes into the Authorization header and nowhere else: not into exceptions, reprs 
 """
 
 import logging
+import math
 import os
 import random
 import tempfile
@@ -18,6 +19,13 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import NewConnectionError
 from urllib3.util.retry import Retry
+
+from videos.upstream.redirects import (
+    IPNetwork,
+    RedirectRefused,
+    check_target,
+    checked_session,
+)
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +66,30 @@ def pooled_session() -> requests.Session:
             adapter = HTTPAdapter(pool_connections=4, pool_maxsize=32, max_retries=retries)
             session.mount("http://", adapter)
             session.mount("https://", adapter)
-            # Downloads may be redirected to a storage host; a chain of them is a broken provider.
-            session.max_redirects = MAX_REDIRECTS
             _session = session
         return _session
+
+
+_redirect_sessions: dict[tuple, requests.Session] = {}
+
+
+def redirect_session(allowed_networks: list[IPNetwork]) -> requests.Session:
+    """The process-wide session for download redirect targets (see redirects.py)."""
+    key = tuple(str(network) for network in allowed_networks)
+    with _session_lock:
+        if key not in _redirect_sessions:
+            _redirect_sessions[key] = checked_session(allowed_networks)
+        return _redirect_sessions[key]
+
+
+REDACTED = "[redacted]"
+
+
+def redact(text: str, secret: str) -> str:
+    """`text` without `secret`: a provider's error message may echo the key it was sent."""
+    if secret and len(secret) >= 4:
+        return text.replace(secret, REDACTED)
+    return text
 
 
 class UpstreamError(Exception):
@@ -99,6 +127,8 @@ class UpstreamError(Exception):
     def is_transient(self) -> bool:
         """Worth trying again later: no answer, rate limited, the provider's own trouble, or an
         answer garbled on the way."""
+        if self.code == REDIRECT_REFUSED:
+            return False
         return (
             self.status is None or self.status == 429 or self.status >= 500 or self.code == GARBLED
         )
@@ -106,6 +136,8 @@ class UpstreamError(Exception):
 
 # The code of an UpstreamError for a 2xx answer that was not the JSON object promised.
 GARBLED = "invalid_response"
+# The code of an UpstreamError for a redirect muxweb does not follow (see redirects.py).
+REDIRECT_REFUSED = "redirect_refused"
 
 
 class UpstreamUnreachable(UpstreamError):
@@ -116,18 +148,36 @@ class UpstreamTimeout(UpstreamError):
     """The request was sent but no answer came in time: its outcome is unknown."""
 
 
+# The longest wait a provider's header is taken for; anything longer (or inf) is clamped to it.
+MAX_HEADER_WAIT = 24 * 3600.0
+
+
+def header_seconds(value: str | None, *, scale: float = 1.0) -> float | None:
+    """A number of seconds from a provider's header: None unless a finite number, clamped to
+    [0, MAX_HEADER_WAIT]. `inf`, `nan`, `1e999` and 5,000 digits all stay harmless."""
+    number = finite_number(value)
+    if number is None:
+        return None
+    return min(max(number * scale, 0.0), MAX_HEADER_WAIT)
+
+
+def finite_number(value: object) -> float | None:
+    """`value` as a finite float, or None: never raises, whatever a provider sent."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    if isinstance(value, str) and len(value) > 40:
+        return None
+    try:
+        number = float(value)
+    except (ValueError, OverflowError):
+        return None
+    return number if math.isfinite(number) else None
+
+
 def _retry_after(response: requests.Response) -> float | None:
-    if ms := response.headers.get("retry-after-ms"):
-        try:
-            return max(float(ms) / 1000, 0.0)
-        except ValueError:
-            pass
-    if seconds := response.headers.get("Retry-After"):
-        try:
-            return max(float(seconds), 0.0)
-        except ValueError:
-            return None
-    return None
+    if (wait := header_seconds(response.headers.get("retry-after-ms"), scale=0.001)) is not None:
+        return wait
+    return header_seconds(response.headers.get("Retry-After"))
 
 
 def error_from_response(response: requests.Response) -> UpstreamError:
@@ -219,8 +269,10 @@ class VideosClient:
         headers["Authorization"] = f"Bearer {self._api_key}"
         url = f"{self.base_url}{path}"
         try:
+            # Never followed by requests: a JSON call takes no redirect at all (a 307 would
+            # re-POST a create anywhere), and a download's is followed by `_follow`, checked.
             response = self.session.request(
-                method, url, headers=headers, timeout=self.timeout, **kwargs
+                method, url, headers=headers, timeout=self.timeout, allow_redirects=False, **kwargs
             )
         except requests.ConnectTimeout:
             raise UpstreamUnreachable(
@@ -237,9 +289,12 @@ class VideosClient:
             raise UpstreamError(f"the request failed ({type(exc).__name__})") from None
         if response.status_code >= 400:
             try:
-                raise error_from_response(response)
+                error = error_from_response(response)
             finally:
                 response.close()
+            error.message = redact(error.message, self._api_key)
+            error.code = redact(error.code, self._api_key)[:100]
+            raise error
         return response
 
     def _json(self, method: str, path: str, **kwargs: Any) -> tuple[dict, requests.Response]:
@@ -248,6 +303,14 @@ class VideosClient:
 
     def _json_once(self, method: str, path: str, **kwargs: Any) -> tuple[dict, requests.Response]:
         response = self._send(method, path, **kwargs)
+        if 300 <= response.status_code < 400:
+            response.close()
+            raise UpstreamError(
+                f"the provider answered with a redirect (HTTP {response.status_code}), "
+                "which is not followed for API calls",
+                status=response.status_code,
+                code=REDIRECT_REFUSED,
+            )
         try:
             body = response.json()
         except ValueError:
@@ -285,13 +348,7 @@ class VideosClient:
     def retrieve(self, video_id: str) -> tuple[dict, float | None]:
         """The job, and how many seconds the provider asks us to wait before asking again."""
         body, response = self._json("GET", f"/videos/{_quote(video_id)}")
-        poll_after = None
-        if raw := response.headers.get("openai-poll-after-ms"):
-            try:
-                poll_after = max(float(raw), 0) / 1000
-            except ValueError:
-                poll_after = None
-        return body, poll_after
+        return body, header_seconds(response.headers.get("openai-poll-after-ms"), scale=0.001)
 
     def list(self, *, limit: int = 100, after: str | None = None, order: str = "desc") -> dict:
         params: dict[str, Any] = {"limit": limit, "order": order}
@@ -308,6 +365,37 @@ class VideosClient:
         body, _ = self._json("POST", f"/videos/{_quote(video_id)}/remix", json={"prompt": prompt})
         return body
 
+    def _follow(self, url: str) -> requests.Response:
+        """One hop of a download's redirect, checked (redirects.py) and sent without the key.
+
+        What the target answers is its own business: only the status code is ever kept, so a
+        redirect to an internal page can never show that page's text on a job."""
+        from django.conf import settings
+
+        allowed = settings.MUXWEB_REDIRECT_ALLOWED_NETWORKS
+        try:
+            check_target(url, provider_url=self.base_url, allowed=allowed)
+            response = redirect_session(allowed).get(
+                url, timeout=self.timeout, stream=True, allow_redirects=False
+            )
+        except RedirectRefused as exc:
+            raise UpstreamError(str(exc), code=REDIRECT_REFUSED) from None
+        except requests.ReadTimeout:
+            raise UpstreamTimeout("the download link did not answer in time") from None
+        except requests.RequestException:
+            raise UpstreamError(
+                "the download link the provider redirected to could not be reached"
+            ) from None
+        if response.status_code >= 400:
+            response.close()
+            raise UpstreamError(
+                f"the download link the provider redirected to answered HTTP "
+                f"{response.status_code}",
+                status=response.status_code,
+                retry_after=_retry_after(response),
+            )
+        return response
+
     def download(self, video_id: str, variant: str, dest: Path) -> int:
         """Stream one content variant into `dest`, whole or not at all; returns its size in bytes.
 
@@ -318,6 +406,24 @@ class VideosClient:
         response = self._request(
             "GET", f"/videos/{_quote(video_id)}/content", params={"variant": variant}, stream=True
         )
+        for _hop in range(MAX_REDIRECTS + 1):
+            if not (response.is_redirect and response.headers.get("Location")):
+                break
+            response.close()
+            target = requests.compat.urljoin(response.url, response.headers["Location"])
+            response = self._retrying("GET", lambda url=target: self._follow(url))
+        else:
+            response.close()
+            raise UpstreamError(
+                f"the provider redirected the download more than {MAX_REDIRECTS} times",
+                code=REDIRECT_REFUSED,
+            )
+        if not 200 <= response.status_code < 300:
+            response.close()
+            raise UpstreamError(
+                f"the provider answered the download of {variant} with HTTP {response.status_code}",
+                status=response.status_code,
+            )
         fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
         written = 0
         try:
