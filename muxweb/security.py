@@ -1,15 +1,21 @@
-"""What the settings point at for security: the Content Security Policy, the login form and its
-lockout page, the cap on request bodies, and the filter that keeps secrets out of error reports."""
+"""What the settings point at for security: the Content Security Policy, the login form, how
+failed logins are counted and the lockout page, the cap on request bodies, and the filter that
+keeps secrets out of error reports."""
 
+import ipaddress
 import math
 from collections.abc import Callable
 
+from axes.attempts import get_cool_off_threshold
+from axes.helpers import get_client_username
+from axes.models import AccessAttempt
 from django.conf import settings
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import RequestDataTooBig
 from django.core.files.uploadhandler import FileUploadHandler
 from django.core.validators import MaxLengthValidator
+from django.db.models import Sum
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.debug import SafeExceptionReporterFilter
@@ -47,6 +53,49 @@ def content_security_policy(
         return response
 
     return middleware
+
+
+def client_address(request: HttpRequest) -> str | None:
+    """The address django-axes counts a login failure against (AXES_CLIENT_IP_CALLABLE).
+
+    REMOTE_ADDR, unless MUXWEB_TRUSTED_PROXY_HEADER names the header the proxy in front puts the
+    client's address in; of a list (X-Forwarded-For) the right-most entry, the one the proxy
+    appended, since a client can send whatever it likes on the left. An IPv6 address counts by
+    its /64, the block a single subscriber is given: addresses rotated inside it are one address.
+    """
+    raw = request.META.get("REMOTE_ADDR", "")
+    if header := settings.MUXWEB_TRUSTED_PROXY_HEADER:
+        forwarded = request.META.get("HTTP_" + header.upper().replace("-", "_"), "")
+        raw = forwarded.rsplit(",", 1)[-1].strip() or raw
+    try:
+        address = ipaddress.ip_address(raw)
+    except ValueError:
+        return None
+    if address.version == 4:
+        return str(address)
+    if address.ipv4_mapped:  # IPv4 on a dual-stack socket
+        return str(address.ipv4_mapped)
+    return str(ipaddress.ip_network((address, 64), strict=False).network_address)
+
+
+def login_failure_limit(request: HttpRequest, credentials: dict | None) -> int:
+    """django-axes' failure limit (AXES_FAILURE_LIMIT): MUXWEB_LOGIN_FAILURE_LIMIT for a username
+    from one address, or none left once that username has failed MUXWEB_LOGIN_USERNAME_LIMIT times
+    from all addresses together within the cool-off.
+
+    Axes can count several sets of lockout parameters at once (`[["username", "ip_address"],
+    ["username"]]`), but it compares the largest count with a single limit and does not tell this
+    callable which set it is checking: two limits cannot be expressed that way. So the username's
+    own count is taken here, from the same AccessAttempt rows axes keeps per username and address.
+    """
+    username = get_client_username(request, credentials)
+    if username:
+        failures = AccessAttempt.objects.filter(
+            username=username, attempt_time__gte=get_cool_off_threshold(request)
+        ).aggregate(total=Sum("failures_since_start"))["total"]
+        if (failures or 0) >= settings.MUXWEB_LOGIN_USERNAME_LIMIT:
+            return 0
+    return settings.MUXWEB_LOGIN_FAILURE_LIMIT
 
 
 def lockout_response(

@@ -5,6 +5,7 @@ broker and the built-in simulator as the provider. DATABASE_URL and REDIS_URL sw
 and Redis; MUXWEB_API_BASE and MUXWEB_API_KEY switch to a real provider.
 """
 
+import ipaddress
 import os
 import secrets
 import time
@@ -15,10 +16,12 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
+from muxweb import datadir
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 _TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
+_FALSE = {"0", "false", "no", "off"}
 
 
 def env_str(name: str, default: str = "") -> str:
@@ -26,9 +29,10 @@ def env_str(name: str, default: str = "") -> str:
 
 
 def env_bool(name: str, default: bool) -> bool:
-    """A boolean that refuses typos: `DEBUG=ture` is an error, not False."""
+    """A boolean that refuses typos: `DEBUG=ture` is an error, not False. Empty is unset: a
+    `MUXWEB_HTTPS=` left in an env file keeps the default instead of turning HTTPS off."""
     raw = os.environ.get(name)
-    if raw is None:
+    if raw is None or not raw.strip():
         return default
     value = raw.strip().lower()
     if value in _TRUE:
@@ -54,8 +58,20 @@ def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
 
 
+# What muxweb writes is its own: files 0600, folders 0700, whatever umask it was started with
+# (muxweb/datadir.py). MUXWEB_MEDIA_GROUP lets a web server's group read the media folder.
+os.umask(0o077)
+MUXWEB_MEDIA_GROUP = env_str("MUXWEB_MEDIA_GROUP")
+try:
+    MEDIA_GROUP_ID = datadir.media_group_id(MUXWEB_MEDIA_GROUP)
+except KeyError:
+    raise ImproperlyConfigured(
+        f"MUXWEB_MEDIA_GROUP names no group on this machine: {MUXWEB_MEDIA_GROUP!r}"
+    ) from None
 DATA_DIR = Path(env_str("MUXWEB_DATA_DIR") or BASE_DIR / "data").resolve()
 DATA_DIR.mkdir(parents=True, exist_ok=True)
+# Installs made before, with the database readable by every local user, are tightened here.
+datadir.tighten_top(DATA_DIR, MEDIA_GROUP_ID)
 
 
 def _secret_key() -> str:
@@ -195,17 +211,38 @@ LOGIN_REDIRECT_URL = "videos-gallery"
 LOGOUT_REDIRECT_URL = "login"
 
 # Login throttling (django-axes): after MUXWEB_LOGIN_FAILURE_LIMIT failures for one username from
-# one address, that pair is refused for the cool-off, which every further try restarts. Other
-# users and other addresses are not affected; a successful login clears the count.
+# one address, that pair is refused for the cool-off, which every further try restarts; a
+# successful login clears that pair's count. Once the username has failed
+# MUXWEB_LOGIN_USERNAME_LIMIT times from all addresses together within the cool-off, it is refused
+# from every address, the right password included, until the cool-off passes. Other users are not
+# affected. An IPv6 address counts by its /64 (muxweb.security.client_address).
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
-AXES_FAILURE_LIMIT = int(env_number("MUXWEB_LOGIN_FAILURE_LIMIT", 5))
+MUXWEB_LOGIN_FAILURE_LIMIT = int(env_number("MUXWEB_LOGIN_FAILURE_LIMIT", 5))
+MUXWEB_LOGIN_USERNAME_LIMIT = int(env_number("MUXWEB_LOGIN_USERNAME_LIMIT", 20))
+if MUXWEB_LOGIN_USERNAME_LIMIT < MUXWEB_LOGIN_FAILURE_LIMIT:
+    raise ImproperlyConfigured(
+        f"MUXWEB_LOGIN_USERNAME_LIMIT must be at least MUXWEB_LOGIN_FAILURE_LIMIT "
+        f"({MUXWEB_LOGIN_FAILURE_LIMIT}); got {MUXWEB_LOGIN_USERNAME_LIMIT}"
+    )
+AXES_FAILURE_LIMIT = "muxweb.security.login_failure_limit"
 AXES_COOLOFF_TIME = timedelta(minutes=env_number("MUXWEB_LOGIN_COOLOFF_MINUTES", 15, float))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "muxweb.security.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "muxweb.security.client_address"
+# The request header in which the proxy in front puts the client's address, e.g. X-Real-IP, or
+# X-Forwarded-For (its right-most entry, the one the proxy appended, counts). Empty: REMOTE_ADDR,
+# and such headers are ignored, since without a proxy that sets them every client can.
+MUXWEB_TRUSTED_PROXY_HEADER = env_str("MUXWEB_TRUSTED_PROXY_HEADER")
+_header_letters = MUXWEB_TRUSTED_PROXY_HEADER.replace("-", "")
+if MUXWEB_TRUSTED_PROXY_HEADER and not (_header_letters.isascii() and _header_letters.isalnum()):
+    raise ImproperlyConfigured(
+        "MUXWEB_TRUSTED_PROXY_HEADER must be a header name such as X-Real-IP; "
+        f"got {MUXWEB_TRUSTED_PROXY_HEADER!r}"
+    )
 
 # HTTPS only: redirects, HSTS and cookies that never travel over plain HTTP. On unless DEBUG;
 # `manage.py up` turns it off for its own processes when it serves plain HTTP on this machine.
@@ -284,6 +321,8 @@ MUXWEB_SIMULATOR_PORT = int(env_number("MUXWEB_SIMULATOR_PORT", 8765))
 MUXWEB_SIMULATOR_RENDER_SECONDS = env_number("MUXWEB_SIMULATOR_RENDER_SECONDS", 20.0, float)
 # Faults the built-in simulator injects, e.g. "create:hang:seconds=20;*:503:chance=0.05".
 MUXWEB_SIMULATOR_FAULTS = env_str("MUXWEB_SIMULATOR_FAULTS", "")
+# Content variants it serves, comma-separated: "video" plays a gateway refusing the pictures.
+MUXWEB_SIMULATOR_VARIANTS = env_str("MUXWEB_SIMULATOR_VARIANTS") or "video,thumbnail,spritesheet"
 MUXWEB_USE_SIMULATOR = not env_str("MUXWEB_API_BASE")
 MUXWEB_API_BASE = (
     env_str("MUXWEB_API_BASE") or f"http://127.0.0.1:{MUXWEB_SIMULATOR_PORT}/v1"
@@ -299,3 +338,13 @@ MUXWEB_HTTP_TIMEOUT = (
     env_number("MUXWEB_CONNECT_TIMEOUT", 5.0, float),
     env_number("MUXWEB_READ_TIMEOUT", 60.0, float),
 )
+# Networks a download's redirect may lead into although they are not public (on-premises storage),
+# e.g. "10.20.0.0/16,fd00:1::/64". Empty: loopback, private, link-local and unique-local targets
+# are refused, even when the provider itself is on such an address (videos/upstream/redirects.py).
+try:
+    MUXWEB_REDIRECT_ALLOWED_NETWORKS = [
+        ipaddress.ip_network(item, strict=False)
+        for item in env_list("MUXWEB_REDIRECT_ALLOWED_NETWORKS", "")
+    ]
+except ValueError as exc:
+    raise ImproperlyConfigured(f"MUXWEB_REDIRECT_ALLOWED_NETWORKS: {exc}") from None

@@ -69,6 +69,7 @@ def provider(simulator: Simulator, settings, tmp_path: Path) -> Iterator[Simulat
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
     simulator.dialect = "openai"
+    simulator.offered_variants = ("video", "thumbnail", "spritesheet")
     simulator.render_seconds = RENDER_SECONDS
     simulator.clear_faults()
     yield simulator

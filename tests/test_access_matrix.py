@@ -130,6 +130,10 @@ EXPECTED: dict[str, Row] = {
     "videos-import": Row(
         url("videos-import"), get="L 405 405 405 405 405", post="L 403 403 403 403 302"
     ),
+    # Admins only: the staff flag alone is not enough (test_the_staff_flag_alone_does_not_import).
+    "videos-import-status": Row(
+        url("videos-import-status"), get="L 403 403 403 403 200", post="L 405 405 405 405 405"
+    ),
     "videos-compose-options": Row(
         url("videos-compose-options"), get="L 403 403 200 200 200", post="L 405 405 405 405 405"
     ),

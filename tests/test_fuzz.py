@@ -444,3 +444,149 @@ def test_any_text_in_place_of_a_job_id_is_404(member_client, completed_job, segm
         assert response.status_code == 404 or (
             segment == str(completed_job.pk) and response.status_code == 200
         ), (segment, suffix, response.status_code)
+
+
+MEDIA_BODY = bytes(range(256)) * 4
+MEDIA_SIZE = len(MEDIA_BODY)
+# A byte position as a client may write it: in and around the file, with leading zeros, or with
+# far more digits than any file's size (int() refuses past 4,300).
+POSITION = st.one_of(
+    st.integers(0, MEDIA_SIZE + 10).map(str),
+    st.text("0123456789", min_size=1, max_size=40),
+    st.builds(
+        lambda zeros, n: "0" * zeros + str(n), st.integers(1, 5000), st.integers(0, MEDIA_SIZE)
+    ),
+    st.builds(lambda c, n: c * n, st.sampled_from("19"), st.integers(19, 5000)),
+)
+OPTIONAL_POSITION = st.just("") | POSITION
+PADDING = st.sampled_from(["", " ", "\t", " \t "])
+NON_ASCII_DIGITS = st.sampled_from(["²", "٣", "۵", "߀", "१", "１", "𝟘"])
+
+
+def position(digits: str) -> int:
+    """The number, or one past any position in this small file when it is long."""
+    digits = digits.lstrip("0") or "0"
+    return int(digits) if len(digits) < 10 else 10**10
+
+
+def asked_for(first: str, last: str) -> tuple[int, int] | int:
+    """What RFC 9110 gives for `bytes=first-last` of the file: its (first, last) byte, 416 when
+    unsatisfiable, or 200 for a range that names no byte at all."""
+    if not first and not last:
+        return 200
+    if not first:
+        length = position(last)
+        return 416 if length == 0 else (max(MEDIA_SIZE - length, 0), MEDIA_SIZE - 1)
+    start = position(first)
+    end = position(last) if last else MEDIA_SIZE - 1
+    if start >= MEDIA_SIZE or end < start:
+        return 416
+    return start, min(end, MEDIA_SIZE - 1)
+
+
+@st.composite
+def single_range(draw) -> tuple[str, tuple[int, int] | int]:
+    first, last = draw(OPTIONAL_POSITION), draw(OPTIONAL_POSITION)
+    header = draw(PADDING) + f"bytes={first}-{last}" + draw(PADDING)
+    return header, asked_for(first, last)
+
+
+@st.composite
+def unsupported_range(draw) -> tuple[str, int]:
+    """Ranges we answer with the whole file: several at once, or digits other than ASCII."""
+    if draw(st.booleans()):
+        specs = draw(st.lists(st.tuples(OPTIONAL_POSITION, OPTIONAL_POSITION), min_size=2))
+        separator = draw(st.sampled_from([",", ", ", " ,\t"]))
+        return "bytes=" + separator.join(f"{a}-{b}" for a, b in specs), 200
+    first, last = draw(OPTIONAL_POSITION), draw(OPTIONAL_POSITION)
+    digit = draw(NON_ASCII_DIGITS)
+    if draw(st.booleans()):
+        first = first[: draw(st.integers(0, len(first)))] + digit + first
+    else:
+        last = last[: draw(st.integers(0, len(last)))] + digit + last
+    return f"bytes={first}-{last}", 200
+
+
+def range_answer(response) -> bytes:
+    """The body, after checking the answer is one a Range may get and agrees with its headers."""
+    assert response.status_code in (200, 206, 416)
+    if response.status_code == 416:
+        assert response["Content-Range"] == f"bytes */{MEDIA_SIZE}"
+        return b""
+    content = b"".join(response.streaming_content)
+    assert response["Content-Length"] == str(len(content))
+    if response.status_code == 200:
+        assert content == MEDIA_BODY
+    else:
+        match = re.fullmatch(r"bytes (\d+)-(\d+)/(\d+)", response["Content-Range"])
+        start, end = int(match[1]), int(match[2])
+        assert int(match[3]) == MEDIA_SIZE and 0 <= start <= end < MEDIA_SIZE
+        assert content == MEDIA_BODY[start : end + 1]
+    return content
+
+
+@pytest.fixture
+def cached_video(member, settings) -> VideoJob:
+    job = VideoJob.objects.create(
+        author=member, model="sora-2", prompt="p", seconds=4, size="1280x720"
+    )
+    job.video.name = f"videos/{job.pk}/video.mp4"
+    path = settings.MEDIA_ROOT / job.video.name
+    path.parent.mkdir(parents=True)
+    path.write_bytes(MEDIA_BODY)
+    job.save()
+    return job
+
+
+def get_media(client, job: VideoJob, headers: dict[str, str]):
+    return client.get(reverse("videos-media", args=[job.pk, "video"]), headers=headers)
+
+
+@FUZZ
+@given(case=single_range() | unsupported_range())
+def test_byte_range_gets_exactly_the_bytes_asked_for_or_416(member_client, cached_video, case):
+    header, expected = case
+    response = get_media(member_client, cached_video, {"Range": header})
+    content = range_answer(response)
+    if isinstance(expected, int):
+        assert response.status_code == expected
+    else:
+        assert response.status_code == 206
+        start, end = expected
+        assert response["Content-Range"] == f"bytes {start}-{end}/{MEDIA_SIZE}"
+        assert content == MEDIA_BODY[start : end + 1]
+
+
+RANGE_TEXT = st.one_of(
+    TEXT,
+    st.builds(
+        "{}{}".format,
+        st.sampled_from(["bytes=", "BYTES=", "bytes =", "bytes=-", "items="]),
+        st.text(st.sampled_from("0123456789-,= \t²٣１") | st.characters(codec=None), max_size=60),
+    ),
+    single_range().map(lambda case: case[0]),
+    unsupported_range().map(lambda case: case[0]),
+)
+
+
+@FUZZ
+@given(header=RANGE_TEXT, if_range=st.none() | st.just("current") | TEXT)
+def test_any_range_header_is_answered_200_206_or_416(member_client, cached_video, header, if_range):
+    headers = {"Range": header}
+    if if_range == "current":
+        headers["If-Range"] = get_media(member_client, cached_video, {})["ETag"]
+    elif if_range is not None:
+        headers["If-Range"] = if_range
+    range_answer(get_media(member_client, cached_video, headers))
+
+
+def test_range_header_with_thousands_of_digits_is_416_not_500(member_client, cached_video):
+    huge = "9" * 5000
+    response = get_media(member_client, cached_video, {"Range": f"bytes={huge}-"})
+    assert response.status_code == 416
+    assert response["Content-Range"] == f"bytes */{MEDIA_SIZE}"
+    for header in (f"bytes=0-{huge}", f"bytes=-{huge}"):
+        response = get_media(member_client, cached_video, {"Range": header})
+        assert response.status_code == 206
+        assert response["Content-Range"] == f"bytes 0-{MEDIA_SIZE - 1}/{MEDIA_SIZE}"
+        assert b"".join(response.streaming_content) == MEDIA_BODY

@@ -57,11 +57,12 @@ def test_import_button_is_for_admins_and_says_how_many(client, member, admin, st
     assert client.post(reverse("videos-import")).status_code == 403
     assert 'action="/videos/import"' not in client.get(reverse("videos-gallery")).content.decode()
     client.force_login(admin)
+    # Run in the background (inline here), its result shown on the gallery.
     response = client.post(reverse("videos-import"), follow=True)
-    assert "Imported 5 jobs from the provider." in response.content.decode()
+    assert "Import finished: 5 jobs added, 5 checked." in response.content.decode()
     assert "imported" in response.content.decode()
     response = client.post(reverse("videos-import"), follow=True)
-    assert "Imported 0 jobs from the provider." in response.content.decode()
+    assert "Import finished: 0 jobs added, 5 checked." in response.content.decode()
 
 
 def test_import_command_reports_the_count(started_elsewhere, catalogue, capsys):

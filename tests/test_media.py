@@ -1,8 +1,13 @@
-"""Cached files are served with Range support so the player can seek."""
+"""Cached files are served with Range support so the player can seek, and kept by the browser
+only briefly: it asks again, and is refused once logged out."""
+
+import os
 
 import pytest
 from django.urls import reverse
+from django.utils.http import http_date
 
+from tests.conftest import make_user
 from videos.media import parse_range, sniff_content_type
 from videos.models import VideoJob
 
@@ -89,6 +94,84 @@ def test_parse_range_edges():
     assert parse_range("bytes=-", 10) is None
     assert parse_range("bytes=0-0", 10) == (0, 0)
     assert parse_range("bytes=-20", 10) == (0, 9)
+
+
+def test_parse_range_clamps_a_huge_end_or_suffix_and_refuses_a_huge_start():
+    huge = "9" * 5000
+    assert parse_range(f"bytes=3-{huge}", 10) == (3, 9)
+    assert parse_range(f"bytes=-{huge}", 10) == (0, 9)
+    assert parse_range(f"bytes={huge}-", 10) is False
+    assert parse_range(f"bytes={huge}-{huge}", 10) is False
+    assert parse_range("bytes=9999999999999999999-", 10) is False
+    # Leading zeros do not make a number big.
+    assert parse_range(f"bytes={'0' * 5000}2-{'0' * 5000}4", 10) == (2, 4)
+    assert parse_range(f"bytes=-{'0' * 5000}", 10) is False
+
+
+def test_parse_range_reads_ascii_digits_only():
+    for header in ("bytes=٣-", "bytes=0-٥", "bytes=-²", "bytes=１-2"):
+        assert parse_range(header, 10) is None, header
+
+
+def media(client, job, **headers):
+    """The video, with headers named as keywords: If_None_Match for If-None-Match."""
+    headers = {name.replace("_", "-"): value for name, value in headers.items()}
+    return client.get(reverse("videos-media", args=[job.pk, "video"]), headers=headers)
+
+
+def test_cached_media_is_revalidated_not_kept_for_a_day(member_client, job, settings):
+    path = settings.MEDIA_ROOT / job.video.name
+    first = media(member_client, job)
+    assert first["Cache-Control"] == "private, max-age=60, must-revalidate"
+    etag = first["ETag"]
+    assert etag.startswith('"') and etag.endswith('"'), "a strong ETag"
+    assert first["Last-Modified"] == http_date(path.stat().st_mtime)
+
+    again = media(member_client, job, If_None_Match=etag)
+    assert again.status_code == 304
+    assert again.content == b""
+    assert again["ETag"] == etag
+    assert again["Cache-Control"] == "private, max-age=60, must-revalidate"
+    since = media(member_client, job, If_Modified_Since=first["Last-Modified"])
+    assert since.status_code == 304
+
+    # Same size, written again a second later: a new ETag and the new bytes.
+    path.write_bytes(BODY[::-1])
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    changed = media(member_client, job, If_None_Match=etag)
+    assert changed.status_code == 200
+    assert changed["ETag"] != etag
+    assert body(changed) == BODY[::-1]
+    stale = media(member_client, job, If_Modified_Since=first["Last-Modified"])
+    assert stale.status_code == 200
+
+
+def test_unchanged_media_answers_304_only_after_the_access_check(client, member, job):
+    client.force_login(member)
+    etag = media(client, job)["ETag"]
+    assert media(client, job, If_None_Match=etag).status_code == 304
+    client.logout()
+    anonymous = media(client, job, If_None_Match=etag)
+    assert anonymous.status_code == 302
+    assert anonymous["Location"].startswith(reverse("login"))
+    client.force_login(make_user("oscar"))  # in no team group
+    outsider = media(client, job, If_None_Match=etag)
+    assert outsider.status_code == 403
+    assert "ETag" not in outsider
+
+
+def test_range_with_a_stale_if_range_gets_the_whole_file(member_client, job):
+    first = media(member_client, job)
+    etag, last_modified = first["ETag"], first["Last-Modified"]
+    for validator in (etag, last_modified):
+        current = media(member_client, job, Range="bytes=0-99", If_Range=validator)
+        assert current.status_code == 206
+        assert body(current) == BODY[:100]
+    for validator in ('"stale"', f"W/{etag}", "Thu, 01 Jan 1970 00:00:00 GMT", "nonsense"):
+        stale = media(member_client, job, Range="bytes=0-99", If_Range=validator)
+        assert stale.status_code == 200, validator
+        assert body(stale) == BODY
 
 
 def test_types_are_told_by_bytes_not_names(tmp_path):

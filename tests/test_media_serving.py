@@ -65,7 +65,7 @@ def test_nginx_mode_answers_empty_with_the_internal_location_and_headers(
     assert response.content == b""
     assert response["X-Accel-Redirect"] == f"/protected-media/videos/{job.pk}/video.mp4"
     assert response["Content-Type"] == "video/mp4"
-    assert response["Cache-Control"] == "private, max-age=86400"
+    assert response["Cache-Control"] == "private, max-age=60, must-revalidate"
     assert "Content-Range" not in response and "Content-Disposition" not in response
 
 
@@ -87,8 +87,25 @@ def test_sendfile_mode_names_the_absolute_path(member_client, job, settings):
     path = (Path(settings.MEDIA_ROOT) / job.video.name).resolve()
     assert response["X-Sendfile"] == str(path)
     assert response["Content-Type"] == "video/mp4"
-    assert response["Cache-Control"] == "private, max-age=86400"
+    assert response["Cache-Control"] == "private, max-age=60, must-revalidate"
     assert response["Content-Disposition"] == f'attachment; filename="muxweb-{job.pk}-video.mp4"'
+
+
+@pytest.mark.parametrize(
+    ("mode", "header"), [("nginx", "X-Accel-Redirect"), ("sendfile", "X-Sendfile")]
+)
+def test_web_server_modes_leave_validators_and_304s_to_the_server(
+    member_client, job, settings, mode, header
+):
+    settings.MUXWEB_MEDIA_SERVING = mode
+    response = member_client.get(
+        reverse("videos-media", args=[job.pk, "video"]),
+        headers={"If-None-Match": "*", "If-Range": '"stale"', "Range": "bytes=0-9"},
+    )
+    assert response.status_code == 200
+    assert header in response
+    assert response["Cache-Control"] == "private, max-age=60, must-revalidate"
+    assert "ETag" not in response and "Last-Modified" not in response
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ from django.urls import reverse
 from PIL import Image
 
 from tests.conftest import run_until_settled
-from videos.models import Status, VideoJob
+from videos.models import ModelSpec, Status, VideoJob
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -95,6 +95,81 @@ def test_decompression_bomb_is_refused_without_decoding_it(member_client):
     response = post(member_client, input_reference=upload, fit_reference="on")
     assert "too many pixels" in response.content.decode()
     assert VideoJob.objects.count() == 0
+
+
+def test_limit_on_pixels_follows_the_largest_video_in_the_catalogue(member_client):
+    def upload() -> SimpleUploadedFile:
+        buffer = io.BytesIO()
+        Image.new("1", (3000, 3000), 1).save(buffer, "PNG")  # 9 megapixels, a small file
+        return SimpleUploadedFile("ref.png", buffer.getvalue(), content_type="image/png")
+
+    # The largest video so far is 1792x1024: four times its pixels is 7.3 megapixels.
+    response = post(member_client, input_reference=upload(), fit_reference="on")
+    assert "too many pixels" in response.content.decode()
+    assert VideoJob.objects.count() == 0
+
+    ModelSpec.objects.create(
+        name="sora-3", sizes=["3840x2160"], seconds=[4], prices={"3840x2160": "1.00"}, position=2
+    )
+    response = post(member_client, input_reference=upload(), fit_reference="on")
+    assert response.status_code == 302
+    assert VideoJob.objects.count() == 1
+
+
+def test_a_phone_photo_larger_than_needed_is_decoded_smaller_not_refused(member_client, settings):
+    # 12 megapixels, over the limit of 7.3: a JPEG is decoded at half its size instead.
+    response = post(
+        member_client, input_reference=image_file(4032, 3024, "JPEG"), fit_reference="on"
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    job = VideoJob.objects.get()
+    with Image.open(settings.MEDIA_ROOT / job.input_reference.name) as image:
+        assert image.size == (1280, 720)
+        red, green, blue = image.getpixel((640, 360))
+        assert red > 200 and green < 40 and blue < 40
+
+
+def png_16_bit_grey() -> SimpleUploadedFile:
+    buffer = io.BytesIO()
+    Image.new("I;16", (1280, 720), 32768).save(buffer, "PNG")  # mid-grey on a 0-65535 scale
+    return SimpleUploadedFile("grey.png", buffer.getvalue(), content_type="image/png")
+
+
+def png_palette_with_transparency() -> SimpleUploadedFile:
+    image = Image.new("P", (1280, 720), 0)
+    image.putpalette([0, 0, 0, 220, 20, 20])  # entry 0 (black) is the transparent one
+    image.paste(1, (640, 0, 1280, 720))
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG", transparency=0)
+    return SimpleUploadedFile("logo.png", buffer.getvalue(), content_type="image/png")
+
+
+def jpeg_cmyk() -> SimpleUploadedFile:
+    buffer = io.BytesIO()
+    Image.new("CMYK", (1280, 720), (0, 255, 255, 0)).save(buffer, "JPEG")  # magenta and yellow ink
+    return SimpleUploadedFile("print.jpg", buffer.getvalue(), content_type="image/jpeg")
+
+
+@pytest.mark.parametrize(
+    ("upload", "pixels"),
+    [
+        (png_16_bit_grey, {(640, 360): (128, 128, 128)}),
+        (png_palette_with_transparency, {(10, 360): (255, 255, 255), (1270, 360): (220, 20, 20)}),
+        (jpeg_cmyk, {(640, 360): (255, 0, 0)}),
+    ],
+    ids=["16-bit-grey-png", "palette-png-with-transparency", "cmyk-jpeg"],
+)
+def test_sixteen_bit_palette_and_cmyk_images_are_kept_in_the_colours_they_show(
+    member_client, settings, upload, pixels
+):
+    response = post(member_client, input_reference=upload())
+    assert response.status_code == 302
+    job = VideoJob.objects.get()
+    with Image.open(settings.MEDIA_ROOT / job.input_reference.name) as stored:
+        assert stored.mode == "RGB"
+        for xy, expected in pixels.items():
+            actual = stored.getpixel(xy)
+            assert all(abs(a - e) <= 3 for a, e in zip(actual, expected, strict=True)), (xy, actual)
 
 
 def test_reference_is_shown_on_the_job_page_behind_login(member_client):

@@ -19,6 +19,7 @@ REPORTED_MODULES = [
     "test_fuzz",
     "test_access_matrix",
     "test_escaping",
+    "test_hostile_provider",
 ]
 
 
@@ -37,7 +38,7 @@ def cited() -> set[str]:
 
 
 def test_every_test_the_reliability_page_names_exists():
-    existing = set().union(*(defined_tests(module) for module in TESTS.glob("test_*.py")))
+    existing = set().union(*(defined_tests(module) for module in TESTS.rglob("test_*.py")))
     missing = sorted(cited() - existing)
     assert cited(), "the page names its tests"
     assert not missing, f"docs/reliability.md names tests that do not exist: {missing}"
@@ -47,6 +48,7 @@ def test_every_reliability_test_is_on_the_page():
     unreported = sorted(
         f"{name}: {test}"
         for name in REPORTED_MODULES
-        for test in defined_tests(TESTS / f"{name}.py") - cited()
+        for module in TESTS.rglob(f"{name}.py")
+        for test in defined_tests(module) - cited()
     )
     assert not unreported, f"add these to docs/reliability.md: {unreported}"

@@ -24,7 +24,7 @@ from django.utils import timezone
 from django.views.debug import ExceptionReporter
 from django_q.models import Schedule, Task
 
-from muxweb.security import CONTENT_SECURITY_POLICY
+from muxweb.security import CONTENT_SECURITY_POLICY, client_address
 from tests.conftest import ROOT, run_until_settled, wait_for
 from videos import services
 from videos.management.commands import up
@@ -136,6 +136,114 @@ def test_lockout_page_speaks_the_visitors_language(client, member):
     assert '<html lang="zh-hans">' in response.content.decode()
 
 
+RIGHT = {"username": "mia", "password": "pw-mia"}
+WRONG = {"username": "mia", "password": "not-the-password"}
+
+
+def login_from(address: str, form: dict = RIGHT, **extra) -> HttpResponse:
+    return Client(REMOTE_ADDR=address).post(LOGIN, form, **extra)
+
+
+def test_the_username_ceiling_locks_it_from_every_address_until_the_cool_off(member, viewer):
+    # 20 failures (the default ceiling) from 5 addresses, none of them reaching the pair limit.
+    attempts = [f"10.0.0.{n}" for n in range(5) for _ in range(4)]
+    for number, address in enumerate(attempts, start=1):
+        response = login_from(address, WRONG)
+        assert response.status_code == (429 if number == 20 else 200), number
+
+    for n in range(8):
+        fresh = Client(REMOTE_ADDR=f"10.1.0.{n}")
+        right = fresh.post(LOGIN, RIGHT)
+        assert right.status_code == 429, n
+        assert "Too many failed logins" in right.content.decode()
+        assert "_auth_user_id" not in fresh.session
+    # Only that username: another user logs in from one of the same addresses.
+    assert login_from("10.0.0.1", {"username": "vera", "password": "pw-vera"}).status_code == 302
+
+    AccessAttempt.objects.update(attempt_time=timezone.now() - timedelta(minutes=16))
+    assert login_from("10.1.0.0").status_code == 302
+
+
+def test_below_the_ceiling_a_locked_pair_leaves_the_username_free_elsewhere(member):
+    for n in range(3):
+        client = Client(REMOTE_ADDR=f"10.0.0.{n}")
+        for _ in range(4):
+            assert fail_login(client, "mia").status_code == 200
+        assert fail_login(client, "mia").status_code == 429
+    assert login_from("10.0.0.1").status_code == 429
+    assert login_from("10.0.0.9").status_code == 302
+
+
+def test_addresses_in_one_ipv6_64_count_as_one(member):
+    for n in range(1, 5):
+        assert login_from(f"2001:db8:1:2::{n}", WRONG).status_code == 200
+    assert login_from("2001:db8:1:2:ffff:ffff:ffff:ffff", WRONG).status_code == 429
+    assert login_from("2001:db8:1:2:abcd::1").status_code == 429
+    # The next /64 is another address.
+    assert login_from("2001:db8:1:3::1").status_code == 302
+
+
+@pytest.mark.parametrize(
+    "address, counted_as",
+    [
+        ("192.0.2.7", "192.0.2.7"),
+        ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::"),
+        ("::ffff:192.0.2.7", "192.0.2.7"),  # IPv4 on a dual-stack socket
+        ("not an address", None),
+    ],
+)
+def test_the_address_a_login_failure_is_counted_against(address, counted_as):
+    assert client_address(RequestFactory().post(LOGIN, REMOTE_ADDR=address)) == counted_as
+
+
+@pytest.mark.parametrize("header", ["X-Real-IP", "X-Forwarded-For"])
+def test_a_client_address_header_is_ignored_by_default(member, header):
+    # Everything comes from the proxy's address: headers a client makes up change nothing.
+    for n in range(4):
+        assert login_from("10.0.0.1", WRONG, headers={header: f"203.0.113.{n}"}).status_code == 200
+    assert login_from("10.0.0.1", WRONG, headers={header: "203.0.113.9"}).status_code == 429
+    assert login_from("10.0.0.1", headers={header: "203.0.113.10"}).status_code == 429
+
+
+@pytest.mark.parametrize("header", ["X-Real-IP", "X-Forwarded-For"])
+def test_the_trusted_proxy_header_names_the_client(member, settings, header):
+    settings.MUXWEB_TRUSTED_PROXY_HEADER = header
+    for _ in range(4):
+        assert login_from("10.0.0.1", WRONG, headers={header: "203.0.113.5"}).status_code == 200
+    assert login_from("10.0.0.1", WRONG, headers={header: "203.0.113.5"}).status_code == 429
+    # Another client behind the same proxy is another address.
+    assert login_from("10.0.0.1", headers={header: "203.0.113.6"}).status_code == 302
+
+
+def test_x_forwarded_for_counts_the_entry_the_proxy_appended(member, settings):
+    settings.MUXWEB_TRUSTED_PROXY_HEADER = "X-Forwarded-For"
+    # The client writes what it likes on the left; the proxy appends the address it saw.
+    for n in range(5):
+        forwarded = {"X-Forwarded-For": f"198.51.100.{n}, 203.0.113.5"}
+        response = login_from("10.0.0.1", WRONG, headers=forwarded)
+        assert response.status_code == (429 if n == 4 else 200), n
+
+
+def test_login_throttling_defaults_and_mistakes_stop_the_start(tmp_path):
+    names = ["AXES_FAILURE_LIMIT", "MUXWEB_LOGIN_USERNAME_LIMIT", "MUXWEB_TRUSTED_PROXY_HEADER"]
+    assert fresh_settings(tmp_path, names) == {
+        "AXES_FAILURE_LIMIT": "muxweb.security.login_failure_limit",
+        "MUXWEB_LOGIN_USERNAME_LIMIT": 20,
+        "MUXWEB_TRUSTED_PROXY_HEADER": "",
+    }
+    mistakes = {
+        "MUXWEB_TRUSTED_PROXY_HEADER": {"MUXWEB_TRUSTED_PROXY_HEADER": "X-Real-IP: 1"},
+        "MUXWEB_LOGIN_USERNAME_LIMIT": {
+            "MUXWEB_LOGIN_FAILURE_LIMIT": "10",
+            "MUXWEB_LOGIN_USERNAME_LIMIT": "8",
+        },
+    }
+    for name, env in mistakes.items():
+        with pytest.raises(subprocess.CalledProcessError) as failed:
+            fresh_settings(tmp_path, names, **env)
+        assert f"{name} must" in failed.value.stderr
+
+
 # HTTPS-only settings and cookies
 
 HTTPS_SETTINGS = [
@@ -237,6 +345,15 @@ def test_up_elsewhere_stays_https_only_and_explains_the_proxy(settings, monkeypa
     up.Command(stdout=out).choose_https("0.0.0.0")  # noqa: S104 (a name, nothing binds)
     assert "MUXWEB_HTTPS" not in os.environ
     assert "TLS proxy" in out.getvalue()
+
+
+def test_up_takes_an_empty_muxweb_https_for_unset(settings, monkeypatch):
+    settings.MUXWEB_HTTPS = True
+    monkeypatch.setenv("MUXWEB_HTTPS", "")
+    out = io.StringIO()
+    up.Command(stdout=out).choose_https("127.0.0.1")
+    assert os.environ["MUXWEB_HTTPS"] == "0"
+    assert "Plain HTTP on this machine only" in out.getvalue()
 
 
 def test_up_leaves_an_explicit_muxweb_https_alone(settings, monkeypatch):

@@ -20,6 +20,13 @@ def test_boolean_typo_is_an_error_not_false(monkeypatch):
         assert env_bool("MUXWEB_FLAG", not expected) is expected
 
 
+def test_an_empty_boolean_means_unset(monkeypatch):
+    for raw in ("", "   "):
+        monkeypatch.setenv("MUXWEB_FLAG", raw)
+        assert env_bool("MUXWEB_FLAG", True) is True
+        assert env_bool("MUXWEB_FLAG", False) is False
+
+
 def test_number_typo_is_an_error(monkeypatch):
     monkeypatch.setenv("MUXWEB_N", "twelve")
     with pytest.raises(ImproperlyConfigured):
@@ -74,3 +81,11 @@ def test_database_and_redis_urls_switch_engines(tmp_path):
     assert settings_in_fresh_process(env, "s.Q_CLUSTER['redis']") == "redis://127.0.0.1:6379/2"
     assert settings_in_fresh_process(env, "s.MUXWEB_API_BASE") == "https://relay.example/v1"
     assert settings_in_fresh_process(env, "s.MUXWEB_USE_SIMULATOR") == "False"
+
+
+def test_an_empty_muxweb_https_keeps_https_only_on(tmp_path):
+    env = {"MUXWEB_DATA_DIR": str(tmp_path), "MUXWEB_HTTPS": "", "DEBUG": " "}
+    values = settings_in_fresh_process(
+        env, "(s.DEBUG, s.MUXWEB_HTTPS, s.SECURE_SSL_REDIRECT, s.SESSION_COOKIE_SECURE)"
+    )
+    assert values == "(False, True, True, True)"

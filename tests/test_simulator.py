@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import io
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -69,6 +70,7 @@ def _default_switches(sim) -> Iterator[None]:
     yield
     sim.dialect = "openai"
     sim.render_seconds = RENDER_SECONDS
+    sim.offered_variants = ("video", "thumbnail", "spritesheet")
 
 
 @pytest.fixture(scope="module")
@@ -467,6 +469,22 @@ def test_content_is_404_until_completed_and_variant_must_be_known(api, finished)
     assert_error(api.get(f"/videos/{done}/content", params={"variant": "poster"}), 400, "variant")
 
 
+def test_simulator_refuses_thumbnail_and_spritesheet_when_it_offers_only_the_video(
+    api, sim, finished
+):
+    sim.offered_variants = ("video",)
+    content = f"/videos/{finished['lighthouse']['id']}/content"
+    for variant in ("thumbnail", "spritesheet"):
+        error = assert_error(api.get(content, params={"variant": variant}), 400, "variant")
+        assert error["code"] == "unsupported_variant"
+        assert error["message"] == f"variant '{variant}' is not supported for this model."
+    video = api.get(content)
+    assert video.status_code == 200
+    assert video.headers["Content-Type"] == "video/mp4"
+    error = assert_error(api.get(content, params={"variant": "poster"}), 400, "variant")
+    assert error["code"] == "invalid_value"
+
+
 @pytest.mark.parametrize(
     ("name", "width", "height", "seconds"),
     [("lighthouse", 1280, 720, 4), ("portrait", 720, 1280, 8)],
@@ -589,6 +607,7 @@ def test_command_prints_its_base_url_and_serves_until_terminated(receiver):
             sys.executable, "manage.py", "simulator", "--port", "0", "--api-key", "cmd-key",
             "--render-seconds", "0.5", "--dialect", "relay", "--poll-after-ms", "700",
             "--webhook-url", receiver.url, "--webhook-secret", WEBHOOK_SECRET,
+            "--variants", "video,spritesheet",
         ],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
@@ -596,8 +615,11 @@ def test_command_prints_its_base_url_and_serves_until_terminated(receiver):
         line = process.stdout.readline()
         assert "Simulator serving http://127.0.0.1:" in line, line
         assert f"webhooks to {receiver.url}" in line
+        assert "offering only video, spritesheet" in line
         base_url = line.split()[2]
         with ApiSession(base_url, key="cmd-key") as api:
+            refused = api.get("/videos/video_any/content", params={"variant": "thumbnail"})
+            assert refused.json()["error"]["code"] == "unsupported_variant"
             video = create(api, prompt="From the command line")
             running = wait_for(
                 lambda: (r := api.get(f"/videos/{video['id']}")).json()["status"] != "queued" and r,
@@ -617,6 +639,20 @@ def test_command_prints_its_base_url_and_serves_until_terminated(receiver):
     assert process.returncode == 0
     assert "Simulator stopped." in output
     assert WEBHOOK_SECRET.removeprefix("whsec_") not in line + output
+
+
+@pytest.mark.parametrize("source", ["flag", "setting"])
+def test_command_refuses_a_variant_it_does_not_know(source, tmp_path):
+    env = {**os.environ, "MUXWEB_DATA_DIR": str(tmp_path)}
+    command = [sys.executable, "manage.py", "simulator", "--port", "0"]
+    if source == "flag":
+        command += ["--variants", "video,thumbnial"]
+    else:
+        env["MUXWEB_SIMULATOR_VARIANTS"] = "video,thumbnial"
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1
+    assert "unknown variant 'thumbnial'" in result.stderr
+    assert "Simulator serving" not in result.stdout
 
 
 # Webhooks

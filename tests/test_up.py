@@ -8,10 +8,12 @@ import subprocess
 import sys
 import time
 
+import gunicorn.config
 import pytest
 import requests
 
 from tests.conftest import ROOT, wait_for
+from videos.management.commands import up
 
 pytestmark = pytest.mark.worker
 
@@ -140,3 +142,23 @@ def test_a_second_start_keeps_the_admin_and_prints_no_password(tmp_path):
         out, _ = process.communicate(timeout=30)
     assert "muxweb is running at" in out
     assert "Password:" not in out
+
+
+def test_gunicorn_gets_a_control_socket_of_its_own_in_the_data_dir(settings, tmp_path):
+    settings.DATA_DIR = tmp_path
+    command = up.gunicorn_command("127.0.0.1", 8000, 2)
+    assert command[:4] == [sys.executable, "-m", "gunicorn", "muxweb.wsgi:application"]
+    # Read as gunicorn reads it: not the one path per user that another `up` would take over.
+    parsed = gunicorn.config.Config().parser().parse_args(command[3:])
+    assert parsed.control_socket == str(tmp_path / "gunicorn.ctl")
+    assert parsed.bind == ["127.0.0.1:8000"] and parsed.workers == 2
+
+
+def test_a_gunicorn_without_a_control_socket_is_not_given_the_option(settings, monkeypatch):
+    # gunicorn before 25.1, which pyproject.toml still allows, has no such option.
+    older = [s for s in gunicorn.config.KNOWN_SETTINGS if not s.name.startswith("control_socket")]
+    monkeypatch.setattr(gunicorn.config, "KNOWN_SETTINGS", older)
+    command = up.gunicorn_command("127.0.0.1", 8000, 2)
+    assert not [arg for arg in command if "control-socket" in arg]
+    parsed = gunicorn.config.Config().parser().parse_args(command[3:])
+    assert parsed.bind == ["127.0.0.1:8000"]

@@ -5,6 +5,9 @@ test_reference_image.py; these are the files made to fool a server.
 """
 
 import io
+import os
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -13,6 +16,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from PIL import Image, PngImagePlugin
 
+from tests.conftest import ROOT
+from videos.forms import max_reference_pixels
 from videos.models import ModelSpec, VideoJob
 
 pytestmark = pytest.mark.django_db
@@ -23,7 +28,8 @@ HTML = b"<html><body><script>alert(document.cookie)</script></body></html>"
 
 def encoded(fmt: str, size: tuple[int, int] = (1280, 720), mode: str = "RGB", **params) -> bytes:
     buffer = io.BytesIO()
-    Image.new(mode, size, 90 if mode in ("1", "L") else (90, 30, 200)).save(buffer, fmt, **params)
+    colour = 90 if mode in ("1", "L", "I;16") else (90, 30, 200)
+    Image.new(mode, size, colour).save(buffer, fmt, **params)
     return buffer.getvalue()
 
 
@@ -160,6 +166,49 @@ def test_more_pixels_than_allowed_is_refused_before_decoding(post, settings):
     assert len(content) < 100_000
     response, callbacks = post(upload(content), fit_reference="on")
     assert_refused(response, callbacks, settings, "too many pixels")
+
+
+# Runs in a fresh process: Pillow's pixel buffers are invisible to tracemalloc, the peak resident
+# size is not. Prints how many kilobytes the peak grew by, and whether the image was refused.
+MEASURE_OPENING = """
+import resource, sys
+import django
+django.setup()
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.forms import ValidationError
+from videos.forms import open_reference_image
+upload = SimpleUploadedFile("ref.png", sys.stdin.buffer.read())
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    open_reference_image(upload, int(sys.argv[1]))
+    refused = False
+except ValidationError:
+    refused = True
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before, refused)
+"""
+
+
+def test_sixteen_bit_png_of_huge_dimensions_is_refused_before_decoding(post, settings, catalogue):
+    # 36 megapixels, under the old fixed limit of 40: 16-bit greyscale decodes to 72 MB, and
+    # to 144 MB more as RGB, from a file of under 100 KB.
+    content = encoded("PNG", (6000, 6000), mode="I;16")
+    assert len(content) < 100_000
+    limit = max_reference_pixels(catalogue)
+    assert limit < 6000 * 6000 / 4, "far over the limit, not just over it"
+    response, callbacks = post(upload(content), fit_reference="on")
+    assert_refused(response, callbacks, settings, "too many pixels")
+
+    measured = subprocess.run(
+        [sys.executable, "-c", MEASURE_OPENING, str(limit)],
+        input=content,
+        capture_output=True,
+        cwd=ROOT,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "muxweb.settings"},
+    )
+    assert measured.returncode == 0, measured.stderr.decode()
+    growth_kb, refused = measured.stdout.decode().split()
+    assert refused == "True"
+    assert int(growth_kb) < 40 * 1024, "the image was never decoded"
 
 
 def test_file_over_the_limit_is_refused_and_its_spooled_copy_removed(post, settings):

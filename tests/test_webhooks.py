@@ -127,7 +127,91 @@ def test_missing_headers_malformed_json_and_unconfigured_are_refused(completed_u
     assert deliver("not json").status_code == 400
     assert Client().get(url).status_code == 405
     settings.MUXWEB_WEBHOOK_SECRETS = []
-    assert deliver(event(completed_upstream.upstream_id)).status_code == 404
+    assert deliver(event(completed_upstream.upstream_id)).status_code == 400
+
+
+REFUSED = (400, "application/json", b'{"error": "invalid webhook"}')
+
+
+def answer(response) -> tuple[int, str, bytes]:
+    return response.status_code, response["Content-Type"], response.content
+
+
+def test_an_unsigned_request_gets_one_answer_whatever_the_configuration(db, settings, caplog):
+    fresh = str(int(datetime.now(tz=UTC).timestamp()))
+    requests = {
+        "no headers": {},
+        "no signature": {"webhook-id": "msg_1", "webhook-timestamp": fresh},
+        "malformed timestamp": {
+            "webhook-id": "msg_1",
+            "webhook-timestamp": "soon",
+            "webhook-signature": "v1,AAAA",
+        },
+        "stale": {"webhook-id": "msg_1", "webhook-timestamp": "1", "webhook-signature": "v1,AAAA"},
+        "forged": {"webhook-id": "msg_1", "webhook-timestamp": fresh, "webhook-signature": "v1,AA"},
+    }
+    configurations = {
+        "secrets": [SECRET, OLD_SECRET],
+        "none": [],
+        "not base64": ["whsec_%rotten-secret%"],
+    }
+    answers = {}
+    for configured, secrets_ in configurations.items():
+        settings.MUXWEB_WEBHOOK_SECRETS = secrets_
+        for name, headers in requests.items():
+            response = Client().post(
+                reverse("webhooks-videos"),
+                event("video_1"),
+                content_type="application/json",
+                headers=headers,
+            )
+            answers[configured, name] = answer(response)
+    assert set(answers.values()) == {REFUSED}, answers
+    # The reason is in the server's log, the secrets are not.
+    assert "webhook refused: no webhook secret is configured" in caplog.text
+    assert "webhook refused: a configured webhook secret is not base64" in caplog.text
+    assert "webhook refused: missing webhook headers" in caplog.text
+    for secret in (SECRET, OLD_SECRET, "whsec_%rotten-secret%"):
+        assert secret.removeprefix("whsec_") not in caplog.text
+    assert not WebhookEvent.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "body, msg_id",
+    [
+        (event("video_1", kind="video." + "x" * 45), "msg_1"),  # a 51-character type
+        (event("v" * 201), "msg_1"),
+        (event("video_1"), "m" * 201),
+        (event(""), "msg_1"),
+        (event("video\x00_1"), "msg_1"),
+        (event("video_1", kind=""), "msg_1"),
+        (json.dumps({"type": "video.completed", "data": {"id": 123}}), "msg_1"),
+        (json.dumps({"type": ["video.completed"], "data": {"id": "video_1"}}), "msg_1"),
+        (json.dumps({"type": "video.completed", "data": "video_1"}), "msg_1"),
+        (json.dumps(["video.completed", "video_1"]), "msg_1"),
+    ],
+    ids=[
+        "long type",
+        "long video id",
+        "long webhook id",
+        "empty video id",
+        "NUL in video id",
+        "empty type",
+        "number id",
+        "list type",
+        "no data object",
+        "not an object",
+    ],
+)
+def test_a_signed_event_that_does_not_fit_is_refused_and_nothing_stored(db, body, msg_id):
+    assert answer(deliver(body, msg_id=msg_id)) == REFUSED
+    assert not WebhookEvent.objects.exists()
+
+
+def test_a_signed_event_at_the_column_limits_is_taken(db):
+    response = deliver(event("v" * 200, kind="video." + "x" * 44), msg_id="m" * 200)
+    assert response.json() == {"status": "accepted"}
+    assert WebhookEvent.objects.get().video_id == "v" * 200
 
 
 def test_event_for_an_unknown_video_is_acknowledged_and_ignored(db):

@@ -1,6 +1,7 @@
 """Admin: the model catalogue is edited here; jobs are looked at, not edited."""
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.utils.translation import ngettext
 
 from videos import services
 from videos.models import ModelSpec, VideoJob
@@ -32,11 +33,38 @@ class VideoJobAdmin(admin.ModelAdmin):
     def has_add_permission(self, request) -> bool:
         return False
 
-    # Deleting goes through the service, as on the job page: the files go too, and the
-    # provider's copy.
+    # Deleting follows the job page's rules and goes through the same service: its author or an
+    # admin, never while it runs, and the files and the provider's copy go too.
+    def has_delete_permission(self, request, obj: VideoJob | None = None) -> bool:
+        if obj is None:
+            return super().has_delete_permission(request)
+        return obj.may_delete(request.user) and not obj.is_active
+
     def delete_model(self, request, obj: VideoJob) -> None:
-        services.delete_job(obj)
+        try:
+            services.delete_job(obj)
+        except services.JobBusy:
+            self._refused(request, 1)
 
     def delete_queryset(self, request, queryset) -> None:
+        busy = 0
         for job in queryset:
-            services.delete_job(job)
+            try:
+                services.delete_job(job)
+            except services.JobBusy:
+                busy += 1
+        if busy:
+            self._refused(request, busy)
+
+    def _refused(self, request, count: int) -> None:
+        self.message_user(
+            request,
+            ngettext(
+                "%(n)d job is still running and was not deleted; delete it once it has finished.",
+                "%(n)d jobs are still running and were not deleted; delete them once they have "
+                "finished.",
+                count,
+            )
+            % {"n": count},
+            messages.WARNING,
+        )

@@ -3,6 +3,7 @@
 import re
 import uuid
 import warnings
+from collections.abc import Iterable
 from decimal import Decimal
 
 from django import forms
@@ -10,22 +11,12 @@ from django.utils.translation import gettext_lazy as _
 from PIL import Image, ImageOps
 
 from videos.models import ModelSpec
+from videos.text import without_control_characters
 
 PROMPT_MAX_LENGTH = 32000
 
-# Line breaks as browsers and editors send them (CRLF, CR, and the vertical tab and form feed
-# that word processors use for soft breaks) become a plain newline.
-_LINE_BREAKS = re.compile(r"\r\n?|[\v\f]")
-# Every other control character but the tab (C0, DEL, C1): invisible on the page, meaningless to
-# the provider, and NUL cannot even be stored in PostgreSQL.
-_CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f]")
 # What a form's one-time token may look like (we make uuid4 hex; the column holds 64).
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}")
-
-
-def without_control_characters(text: str) -> str:
-    """The text with plain newlines for its line breaks and no other control character but tab."""
-    return _CONTROL_CHARACTERS.sub("", _LINE_BREAKS.sub("\n", text))
 
 
 class PromptField(forms.CharField):
@@ -125,7 +116,9 @@ class CreateJobForm(forms.Form):
 
     def clean_input_reference(self) -> Image.Image | None:
         upload = self.cleaned_data.get("input_reference")
-        return open_reference_image(upload) if upload else None
+        if not upload:
+            return None
+        return open_reference_image(upload, max_reference_pixels(self.specs.values()))
 
     def clean(self) -> dict:
         data = super().clean()
@@ -133,11 +126,17 @@ class CreateJobForm(forms.Form):
         if spec is None:
             return data
         image = data.get("input_reference")
-        if image is not None and not spec.can_reference:
-            self.add_error(
-                "input_reference", _("%(model)s takes no reference image.") % {"model": spec}
-            )
-        elif image is not None and data.get("size") and not data.get("fit_reference"):
+        refusals = spec.refusals(
+            seconds=data.get("seconds"), size=data.get("size"), reference=image is not None
+        )
+        for field, message in refusals.items():
+            self.add_error(field, message)
+        if (
+            "input_reference" not in refusals
+            and image is not None
+            and data.get("size")
+            and not data.get("fit_reference")
+        ):
             image_size = f"{image.width}x{image.height}"
             if image_size != data["size"]:
                 self.add_error(
@@ -148,20 +147,6 @@ class CreateJobForm(forms.Form):
                     )
                     % {"image": image_size, "video": data["size"]},
                 )
-        if "seconds" in data and data["seconds"] not in spec.seconds:
-            allowed = ", ".join(str(s) for s in spec.seconds)
-            self.add_error(
-                "seconds",
-                _("%(model)s makes videos of %(allowed)s seconds.")
-                % {"model": spec, "allowed": allowed},
-            )
-        if "size" in data and data["size"] not in spec.sizes:
-            allowed = ", ".join(spec.sizes)
-            self.add_error(
-                "size",
-                _("%(model)s makes videos of size %(allowed)s.")
-                % {"model": spec, "allowed": allowed},
-            )
         data["spec"] = spec
         return data
 
@@ -189,13 +174,28 @@ class RemixForm(forms.Form):
 
 
 MAX_REFERENCE_BYTES = 20 * 1024 * 1024
-# Far above any video size (1792x1024 is 1.8 Mpx): a larger image is refused, not decoded.
-MAX_REFERENCE_PIXELS = 40_000_000
+# A reference image is cropped and resized to the video's size, so a few times the largest video's
+# pixels leave room for any crop; beyond that a tiny file can still decode to hundreds of megabytes
+# (4 bytes a pixel once in RGB). A catalogue of small videos still gets the limit of 720p ones.
+REFERENCE_PIXELS_PER_VIDEO_PIXEL = 4
+MIN_REFERENCE_PIXELS = REFERENCE_PIXELS_PER_VIDEO_PIXEL * 1280 * 720
 REFERENCE_FORMATS = {"JPEG", "PNG", "WEBP"}
+_VIDEO_SIZE = re.compile(r"(\d+)x(\d+)")
 
 
-def open_reference_image(upload) -> Image.Image:
-    """The uploaded image decoded in full, or a ValidationError that says what is wrong."""
+def max_reference_pixels(specs: Iterable[ModelSpec]) -> int:
+    """How many pixels a reference image may have, given the largest video these models make."""
+    largest = 0
+    for spec in specs:
+        for size in spec.sizes:
+            if match := _VIDEO_SIZE.fullmatch(str(size)):
+                largest = max(largest, int(match[1]) * int(match[2]))
+    return max(MIN_REFERENCE_PIXELS, REFERENCE_PIXELS_PER_VIDEO_PIXEL * largest)
+
+
+def open_reference_image(upload, max_pixels: int) -> Image.Image:
+    """The uploaded image decoded in full as RGB, or a ValidationError that says what is wrong.
+    Its size is checked against `max_pixels` from the header, before anything is decoded."""
     if upload.size > MAX_REFERENCE_BYTES:
         raise forms.ValidationError(_("The image is larger than 20 MB."))
     too_many_pixels = forms.ValidationError(_("The image has too many pixels."))
@@ -206,9 +206,18 @@ def open_reference_image(upload) -> Image.Image:
             with Image.open(upload) as probe:
                 if probe.format not in REFERENCE_FORMATS:
                     raise forms.ValidationError(_("Use a JPEG, PNG or WebP image."))
-                if probe.width * probe.height > MAX_REFERENCE_PIXELS:
+                if probe.format == "JPEG" and probe.width * probe.height > max_pixels:
+                    # A photo larger than needed (a phone's 12 Mpx) is decoded at 1/2, 1/4 or
+                    # 1/8 of its size, which JPEG does cheaply, instead of being refused.
+                    scale = 1
+                    while scale < 8 and probe.width * probe.height > max_pixels * scale * scale:
+                        scale *= 2
+                    probe.draft("RGB", (probe.width // scale, probe.height // scale))
+                if probe.width * probe.height > max_pixels:
                     raise too_many_pixels
-                image = probe.convert("RGB")  # decodes every byte: truncated files fail here
+                probe.load()  # decodes every byte: truncated files fail here
+                # Leaving the block closes the file only: the decoded pixels stay with the image.
+                image = rgb_on_white(probe)
     except forms.ValidationError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -216,6 +225,31 @@ def open_reference_image(upload) -> Image.Image:
     except (OSError, SyntaxError, ValueError):
         raise forms.ValidationError(_("This file is not an image that can be read.")) from None
     return image
+
+
+def rgb_on_white(image: Image.Image) -> Image.Image:
+    """A decoded image as RGB with its transparency flattened onto white. An RGB image is
+    returned as it is; the other modes avoid full-size RGBA or 32-bit copies where they can."""
+    if image.mode == "I;16":
+        # 16-bit greyscale PNG: scaled to 8 bits (Pillow's own conversion clips all but the
+        # darkest 256 levels to white).
+        image = image.point(lambda value: value / 257 + 0.5).convert("L")
+    if image.mode == "P":
+        # Blend the palette onto white instead of the image: no RGBA copy of the pixels.
+        image.apply_transparency()
+        entries = image.getpalette("RGBA") or []
+        palette = bytearray()
+        for start in range(0, len(entries), 4):
+            *colour, alpha = entries[start : start + 4]
+            palette += bytes(round(c * alpha / 255 + 255 - alpha) for c in colour)
+        image.putpalette(palette, "RGB")
+    elif "transparency" in image.info:  # one colour of an L or RGB image marked transparent
+        image = image.convert("RGBA")
+    if image.mode in ("LA", "RGBA"):
+        flat = Image.new("RGB", image.size, "white")
+        flat.paste(image, mask=image)
+        return flat
+    return image if image.mode == "RGB" else image.convert("RGB")
 
 
 def fit_to_size(image: Image.Image, size: str) -> Image.Image:

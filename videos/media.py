@@ -14,7 +14,8 @@ from urllib.parse import quote
 from django.conf import settings
 from django.core.exceptions import SuspiciousFileOperation
 from django.http import FileResponse, HttpRequest, HttpResponse, StreamingHttpResponse
-from django.utils.http import content_disposition_header
+from django.utils.cache import get_conditional_response
+from django.utils.http import content_disposition_header, http_date, parse_http_date_safe
 
 EXTENSIONS = {
     "video/mp4": ".mp4",
@@ -24,7 +25,16 @@ EXTENSIONS = {
 }
 CONTENT_TYPES = {ext: content_type for content_type, ext in EXTENSIONS.items()}
 CHUNK = 256 * 1024
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+# ASCII digits only: \d would also take "٣", which int() reads as 3.
+_RANGE = re.compile(r"bytes=([0-9]*)-([0-9]*)")
+# Enough digits for the size of any file (below 10**18 bytes, an exabyte). A longer number is past
+# the end of every file, so it never reaches int(), which is slow on thousands of digits and
+# refuses them past 4,300.
+MAX_DIGITS = 18
+BEYOND_ANY_FILE = 10**MAX_DIGITS
+# Short, then asked again: after logout, or once the job is deleted, a shared computer's browser
+# must not go on replaying its copy. Only this browser's user may keep it.
+CACHE_CONTROL = "private, max-age=60, must-revalidate"
 
 
 def expected_types(variant: str) -> tuple[str, ...]:
@@ -49,24 +59,34 @@ def sniff_content_type(path: Path) -> str | None:
     return None
 
 
+def _byte_pos(digits: str) -> int:
+    """The number, or BEYOND_ANY_FILE when it has more digits than any file's size."""
+    digits = digits.lstrip("0") or "0"
+    return int(digits) if len(digits) <= MAX_DIGITS else BEYOND_ANY_FILE
+
+
 def parse_range(header: str, size: int) -> tuple[int, int] | None | bool:
     """The (first, last) byte of a single `bytes=` range; None to serve the whole file (no range,
-    one we do not support, or a malformed one); False when the range is unsatisfiable."""
-    match = _RANGE.match(header.strip())
+    one we do not support, or a malformed one); False when the range is unsatisfiable.
+
+    As RFC 9110 has it, a last byte past the end means up to the end, and a suffix longer than
+    the file is the whole file; a first byte past the end is unsatisfiable, however long.
+    """
+    match = _RANGE.fullmatch(header.strip())
     if not match or not any(match.groups()):
         return None
     first, last = match.groups()
     if first == "":
         # A suffix range: the last N bytes.
-        length = int(last)
+        length = _byte_pos(last)
         if length == 0:
             return False
         return max(size - length, 0), size - 1
-    start = int(first)
-    end = min(int(last), size - 1) if last else size - 1
-    if start >= size or (last and int(last) < start):
+    start = _byte_pos(first)
+    end = _byte_pos(last) if last else size - 1
+    if start >= size or end < start:
         return False
-    return start, end
+    return start, min(end, size - 1)
 
 
 def _read_range(path: Path, start: int, end: int) -> Iterator[bytes]:
@@ -120,17 +140,38 @@ def serve_file(
         response["X-Sendfile"] = quote(str(real), safe="/")
     else:
         response = _django_response(request, real, content_type)
-    # Files never change once saved; only this browser's user may keep them.
-    response["Cache-Control"] = "private, max-age=86400"
+    # In the nginx and sendfile modes the web server adds ETag and Last-Modified, and answers the
+    # conditional requests itself.
+    response["Cache-Control"] = CACHE_CONTROL
     if download_name:
         response["Content-Disposition"] = content_disposition_header(True, download_name)
     return response
 
 
+def _if_range_passes(header: str, etag: str, last_modified: int) -> bool:
+    """Whether a Range may be honoured under this If-Range (RFC 9110 13.1.5): the validator must
+    match exactly; a weak or unreadable one never does, and the whole file is sent instead."""
+    header = header.strip()
+    if header.startswith('"'):
+        return header == etag
+    return parse_http_date_safe(header) == last_modified
+
+
 def _django_response(request: HttpRequest, path: Path, content_type: str) -> HttpResponse:
-    """The file, or the byte range the request asks for (206), or 416 when that is out of bounds."""
-    size = path.stat().st_size
-    byte_range = parse_range(request.headers.get("Range", ""), size) if size else None
+    """The file, or the byte range the request asks for (206), or 416 when that is out of bounds;
+    304 when the browser's copy is still current."""
+    stat = path.stat()
+    size = stat.st_size
+    etag = f'"{size:x}-{stat.st_mtime_ns:x}"'
+    last_modified = int(stat.st_mtime)
+    response = get_conditional_response(request, etag=etag, last_modified=last_modified)
+    if response is not None:
+        return _with_validators(response, etag, last_modified)
+    range_header = request.headers.get("Range", "")
+    if_range = request.headers.get("If-Range")
+    if if_range is not None and not _if_range_passes(if_range, etag, last_modified):
+        range_header = ""
+    byte_range = parse_range(range_header, size) if size else None
     if byte_range is False:
         response = HttpResponse(status=416)
         response["Content-Range"] = f"bytes */{size}"
@@ -146,4 +187,10 @@ def _django_response(request: HttpRequest, path: Path, content_type: str) -> Htt
         response["Content-Range"] = f"bytes {start}-{end}/{size}"
         response["Content-Length"] = str(end - start + 1)
     response["Accept-Ranges"] = "bytes"
+    return _with_validators(response, etag, last_modified)
+
+
+def _with_validators(response: HttpResponse, etag: str, last_modified: int) -> HttpResponse:
+    response["ETag"] = etag
+    response["Last-Modified"] = http_date(last_modified)
     return response

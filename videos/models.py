@@ -56,6 +56,49 @@ class ModelSpec(models.Model):
         the catalogue no longer lists: its jobs can still be retried and remixed."""
         return cls.objects.filter(name=name).first() or cls(name=name)
 
+    @classmethod
+    def for_new_job(cls, name: str) -> "ModelSpec":
+        """The catalogue entry a new job may be made with: listed and enabled, else a
+        ModelUnavailable that says so. Every way of making a job asks this (and `refusals`)."""
+        spec = cls.objects.filter(name=name, enabled=True).first()
+        if spec is None:
+            raise ModelUnavailable(
+                _("%(model)s is not offered any more: ask an admin to enable it in the catalogue.")
+                % {"model": name}
+            )
+        return spec
+
+    def refusals(
+        self,
+        *,
+        seconds: int | None = None,
+        size: str | None = None,
+        reference: bool = False,
+        remix: bool = False,
+    ) -> dict[str, str]:
+        """What this model does not allow of a new job, by form field; empty when all is well.
+        For a remix only the remix itself is checked: it keeps its source's length and size."""
+        refusals = {}
+        if remix:
+            if not self.can_remix:
+                refusals["model"] = _("%(model)s cannot remix videos.") % {"model": self}
+            return refusals
+        if reference and not self.can_reference:
+            refusals["input_reference"] = _("%(model)s takes no reference image.") % {"model": self}
+        if seconds is not None and seconds not in self.seconds:
+            allowed = ", ".join(str(s) for s in self.seconds)
+            refusals["seconds"] = _("%(model)s makes videos of %(allowed)s seconds.") % {
+                "model": self,
+                "allowed": allowed,
+            }
+        if size is not None and size not in self.sizes:
+            allowed = ", ".join(self.sizes)
+            refusals["size"] = _("%(model)s makes videos of size %(allowed)s.") % {
+                "model": self,
+                "allowed": allowed,
+            }
+        return refusals
+
     def price_per_second(self, size: str) -> Decimal | None:
         price = self.prices.get(size) if isinstance(self.prices, dict) else None
         try:
@@ -90,6 +133,10 @@ class ModelSpec(models.Model):
                     }
         if errors:
             raise ValidationError(errors)
+
+
+class ModelUnavailable(ValidationError):
+    """A new job asks for what the catalogue does not offer (any more)."""
 
 
 class Status(models.TextChoices):
@@ -264,6 +311,9 @@ class VideoJob(models.Model):
     fetch_attempts = models.PositiveSmallIntegerField(default=0)
     fetch_error = models.TextField(blank=True)
     fetch_given_up = models.BooleanField(default=False)
+    # Variants the provider refuses for good (a gateway in front of a model without them): muxweb
+    # makes them from the video instead of asking again.
+    variants_not_offered = models.JSONField(default=list, blank=True)
 
     objects = VideoJobQuerySet.as_manager()
 
@@ -413,3 +463,48 @@ class Lease(models.Model):
     @classmethod
     def is_held(cls, name: str) -> bool:
         return cls.objects.filter(name=name, expires_at__gt=timezone.now()).exists()
+
+
+# An import whose worker has not reported for this long died; another may start.
+IMPORT_STALE_AFTER = timedelta(minutes=5)
+
+
+class ImportRun(models.Model):
+    """One import of the jobs started elsewhere with the same key, run in the background: its
+    counts are its progress, `finished_at` says it is done."""
+
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    started_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    pages = models.PositiveIntegerField(default=0)
+    seen = models.PositiveIntegerField(default=0)
+    added = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    # Where the next page starts: the last provider id seen.
+    cursor = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"import {self.pk}"
+
+    @property
+    def is_running(self) -> bool:
+        return self.finished_at is None and not self.is_stale
+
+    @property
+    def is_stale(self) -> bool:
+        return self.finished_at is None and timezone.now() - self.updated_at > IMPORT_STALE_AFTER
+
+    @property
+    def version(self) -> str:
+        """Changes with every page recorded: a poll that sees the same answers 204."""
+        return f"{self.pk}-{self.updated_at.timestamp()}"
+
+    @classmethod
+    def latest(cls) -> "ImportRun | None":
+        return cls.objects.select_related("started_by").first()

@@ -20,21 +20,26 @@ from django.utils import timezone
 from django_q.tasks import async_task
 from PIL import Image
 
+from muxweb import datadir
+from videos import derive
 from videos.forms import fit_to_size
 from videos.media import EXTENSIONS
 from videos.models import (
     LIFECYCLE_FIELDS,
     MAX_FETCH_ATTEMPTS,
     MAX_RENDER_TIME,
+    VARIANTS,
+    ImportRun,
     Lease,
     ModelSpec,
+    ModelUnavailable,
     Status,
     VideoJob,
     WebhookEvent,
     map_upstream_status,
 )
 from videos.probe import InvalidDownload, verify_download
-from videos.upstream.client import UpstreamError, default_client
+from videos.upstream.client import REDIRECT_REFUSED, UpstreamError, default_client
 from videos.upstream.video import UpstreamVideo, identifier
 
 log = logging.getLogger(__name__)
@@ -98,11 +103,21 @@ def create_job(
 
     `client_token` comes from the form: the same form posted twice (a double click, a resent
     request) gives back the job it made the first time instead of paying for a second one.
+
+    Every new job, whatever made it (the form, Retry, Remix), is checked against the catalogue
+    here: a model that is disabled or gone, or a length or size it does not offer, raises
+    ModelUnavailable and nothing is made or paid.
     """
     if client_token:
         existing = VideoJob.objects.filter(client_token=client_token).first()
         if existing is not None:
             return existing
+    spec = ModelSpec.for_new_job(spec.name)
+    refusals = spec.refusals(
+        seconds=seconds, size=size, reference=reference is not None, remix=remix_of is not None
+    )
+    if refusals:
+        raise ModelUnavailable(list(refusals.values()))
     try:
         with transaction.atomic():
             job = VideoJob.objects.create(
@@ -129,9 +144,10 @@ def save_reference(job: VideoJob, image: Image.Image) -> None:
     """Keep the reference image re-encoded (never as uploaded) at exactly the video's size."""
     name = f"videos/{job.pk}/reference.png"
     path = Path(settings.MEDIA_ROOT) / name
-    path.parent.mkdir(parents=True, exist_ok=True)
+    datadir.make_media_dir(path.parent, Path(settings.MEDIA_ROOT), settings.MEDIA_GROUP_ID)
     staging = path.with_name(f".reference.{uuid.uuid4().hex}.png")
     fit_to_size(image, job.size).save(staging, "PNG")
+    datadir.publish_media_file(staging, settings.MEDIA_GROUP_ID)
     staging.replace(path)
     job.input_reference.name = name
     job.save(update_fields=["input_reference", "updated_at"])
@@ -694,35 +710,113 @@ def _fetch(job: VideoJob) -> None:
     job.refresh_from_db()
     client = default_client()
     media_dir = job_media_dir(job)
+    datadir.make_media_dir(media_dir, Path(settings.MEDIA_ROOT), settings.MEDIA_GROUP_ID)
     _remove_partial_downloads(media_dir)
-    try:
-        # The thumbnail first: the gallery card can show it while the video still downloads.
-        for variant in ("thumbnail", "spritesheet", "video"):
-            if job.has_asset(variant):
-                continue
-            staging = media_dir / f"{STAGING_PREFIX}{variant}.{uuid.uuid4().hex}.download"
-            try:
-                client.download(job.upstream_id, variant, staging)
-                try:
-                    content_type = verify_download(
-                        staging, variant, seconds=job.seconds, size=job.size
-                    )
-                except InvalidDownload as exc:
-                    raise UpstreamError(str(exc), code="invalid_download") from None
-                name = asset_name(job, variant, content_type)
-                staging.replace(Path(settings.MEDIA_ROOT) / name)
-            finally:
-                staging.unlink(missing_ok=True)
-            job.asset(variant).name = name
-            if not _save_fields(job, [variant]):
-                return
-    except (UpstreamError, OSError) as exc:
-        _fetch_failed(job, exc)
+    errors: list[str] = []
+    # Each variant on its own, the video first among equals: it is what was paid for, and the
+    # pictures can be made from it. One variant's failure never holds back another.
+    for variant in VARIANTS:
+        if job.has_asset(variant) or variant in job.variants_not_offered:
+            continue
+        try:
+            name = _download_variant(client, job, variant, media_dir)
+        except UpstreamError as exc:
+            if variant != "video" and refused_for_good(exc):
+                log.info("job %s: the provider does not offer the %s (%s)", job.pk, variant, exc)
+                job.variants_not_offered = [*job.variants_not_offered, variant]
+                if not _save_fields(job, ["variants_not_offered"]):
+                    return
+            else:
+                errors.append(f"{variant}: {exc}")
+            continue
+        except OSError as exc:
+            errors.append(f"{variant}: {exc}")
+            continue
+        job.asset(variant).name = name
+        if not _save_fields(job, [variant]):
+            return
+    if not _make_missing_pictures(job, media_dir, errors):
+        return
+    if errors:
+        _fetch_failed(job, _summary(errors))
         return
     job.assets_fetched_at = timezone.now()
     job.fetch_error = ""
     job.next_poll_at = None
     _save_fields(job, ["assets_fetched_at", "fetch_error", "next_poll_at"])
+
+
+def _summary(errors: list[str]) -> str:
+    """ "video: X; thumbnail: X" as "video, thumbnail: X": one line per distinct reason."""
+    variants_by_reason: dict[str, list[str]] = {}
+    for error in errors:
+        variant, _colon, reason = error.partition(": ")
+        variants_by_reason.setdefault(reason, []).append(variant)
+    return "; ".join(f"{', '.join(v)}: {reason}" for reason, v in variants_by_reason.items())
+
+
+# A provider saying "not ready yet" (404), "rate limited" or "who are you" may serve the variant
+# later or with another key; any other 4xx (a gateway's 400 for a variant its model lacks), or a
+# 501, means it never will.
+NOT_FOR_GOOD = frozenset({401, 403, 404, 408, 409, 423, 425, 429})
+
+
+def refused_for_good(exc: UpstreamError) -> bool:
+    status = exc.status
+    if status is None or exc.code == REDIRECT_REFUSED:
+        return False
+    return (400 <= status < 500 and status not in NOT_FOR_GOOD) or status == 501
+
+
+def _download_variant(client, job: VideoJob, variant: str, media_dir: Path) -> str:
+    """Download, verify and place one variant; its name under MEDIA_ROOT."""
+    staging = media_dir / f"{STAGING_PREFIX}{variant}.{uuid.uuid4().hex}.download"
+    try:
+        client.download(job.upstream_id, variant, staging)
+        try:
+            content_type = verify_download(staging, variant, seconds=job.seconds, size=job.size)
+        except InvalidDownload as exc:
+            raise UpstreamError(str(exc), code="invalid_download") from None
+        return _place(job, variant, content_type, staging)
+    finally:
+        staging.unlink(missing_ok=True)
+
+
+def _place(job: VideoJob, variant: str, content_type: str, staging: Path) -> str:
+    name = asset_name(job, variant, content_type)
+    datadir.publish_media_file(staging, settings.MEDIA_GROUP_ID)
+    staging.replace(Path(settings.MEDIA_ROOT) / name)
+    return name
+
+
+PICTURE_MAKERS = {"thumbnail": derive.make_thumbnail, "spritesheet": derive.make_spritesheet}
+
+
+def _make_missing_pictures(job: VideoJob, media_dir: Path, errors: list[str]) -> bool:
+    """Make from the cached video the pictures the provider does not offer, or that it could not
+    deliver before its copy expires, so every job has all three. False if the job is gone."""
+    if not job.video:
+        return True
+    expired = job.expires_at is not None and timezone.now() >= job.expires_at
+    last_try = expired or job.fetch_attempts >= MAX_FETCH_ATTEMPTS
+    video = Path(settings.MEDIA_ROOT) / job.video.name
+    for variant, make in PICTURE_MAKERS.items():
+        if job.has_asset(variant) or not (variant in job.variants_not_offered or last_try):
+            continue
+        staging = media_dir / f"{STAGING_PREFIX}{variant}.{uuid.uuid4().hex}.made"
+        try:
+            content_type = make(video, staging)
+            name = _place(job, variant, content_type, staging)
+        except (derive.DeriveError, OSError) as exc:
+            errors.append(f"{variant}: could not be made from the video ({exc})")
+            continue
+        finally:
+            staging.unlink(missing_ok=True)
+        errors[:] = [e for e in errors if not e.startswith(f"{variant}: ")]
+        job.asset(variant).name = name
+        if not _save_fields(job, [variant]):
+            return False
+    return True
 
 
 STAGING_PREFIX = ".staging."
@@ -739,46 +833,111 @@ def _remove_partial_downloads(media_dir: Path) -> None:
             log.info("job %s: removed a partial download %s", media_dir.name, path.name)
 
 
-def _fetch_failed(job: VideoJob, exc: Exception) -> None:
+def _fetch_failed(job: VideoJob, error: str) -> None:
     now = timezone.now()
-    job.fetch_error = str(exc)
+    job.fetch_error = error
     expired = job.expires_at is not None and now >= job.expires_at
     if expired or job.fetch_attempts >= MAX_FETCH_ATTEMPTS:
         job.fetch_given_up = True
         job.next_poll_at = None
     else:
         job.next_poll_at = now + job.fetch_retry_delay()
-    log.warning("job %s: download failed (%s), attempt %s", job.pk, exc, job.fetch_attempts)
+    log.warning("job %s: download failed (%s), attempt %s", job.pk, error, job.fetch_attempts)
     _save_fields(job, ["fetch_error", "fetch_given_up", "next_poll_at"])
 
 
-def import_upstream_jobs(*, page_size: int = 100, max_pages: int = 100) -> int:
-    """Add the provider's jobs that muxweb does not know yet; returns how many were added.
+IMPORT_MAX_PAGES = 100
+# One import task works this long, then hands the rest to a fresh task: a worker is never held
+# for long, and a killed worker loses one slice, not the import.
+IMPORT_SLICE_SECONDS = 30.0
 
-    Pages through `GET /videos` newest first. Running it again adds nothing twice: a job is
-    known by its provider id.
-    """
+
+def import_upstream_jobs(*, page_size: int = 100, max_pages: int = IMPORT_MAX_PAGES) -> int:
+    """Add the provider's jobs that muxweb does not know yet, all at once (the command line);
+    returns how many were added. Running it again adds nothing twice: a job is known by its
+    provider id."""
     client = default_client()
     specs = {spec.name: spec for spec in ModelSpec.objects.all()}
     added = 0
     after = None
     for _page in range(max_pages):
-        listing = client.list(limit=page_size, after=after)
-        videos = listed_videos(listing)
-        known = set(
-            VideoJob.objects.filter(upstream_id__in=[v.id for v in videos]).values_list(
-                "upstream_id", flat=True
-            )
-        )
-        for video in videos:
-            if video.id not in known and _import_one(video, specs):
-                added += 1
+        listing, videos, page_added = _import_page(client, specs, page_size, after)
+        added += page_added
         if not listing.get("has_more") or not videos:
             break
         after = next_page_after(listing, videos)
     if added:
         kick_poll_sweep()
     return added
+
+
+def _import_page(client, specs: dict[str, ModelSpec], page_size: int, after: str | None):
+    """One page of the provider's jobs, its new ones added: (listing, videos, added)."""
+    listing = client.list(limit=page_size, after=after)
+    videos = listed_videos(listing)
+    known = set(
+        VideoJob.objects.filter(upstream_id__in=[v.id for v in videos]).values_list(
+            "upstream_id", flat=True
+        )
+    )
+    added = sum(1 for video in videos if video.id not in known and _import_one(video, specs))
+    return listing, videos, added
+
+
+def start_import(actor) -> ImportRun:
+    """Start importing in the background, or give back the import already running."""
+    running = ImportRun.objects.filter(finished_at__isnull=True).first()
+    if running is not None and running.is_running:
+        return running
+    if running is not None:
+        # Its worker died and nobody took it over: closed, and a new one starts afresh.
+        running.finished_at = timezone.now()
+        running.error = "stopped"
+        running.save(update_fields=["finished_at", "error", "updated_at"])
+    run = ImportRun.objects.create(started_by=actor)
+    transaction.on_commit(lambda: async_task("videos.tasks.import_jobs", run.pk))
+    return run
+
+
+def continue_import(run_id: int, *, page_size: int = 100) -> None:
+    """Import pages for a while, recording progress after each, then hand over or finish."""
+    lock = f"import:{run_id}"
+    if not Lease.claim(lock, timedelta(seconds=IMPORT_SLICE_SECONDS + 90)):
+        return
+    hand_over = False
+    try:
+        run = ImportRun.objects.filter(pk=run_id, finished_at__isnull=True).first()
+        if run is None:
+            return
+        client = default_client()
+        specs = {spec.name: spec for spec in ModelSpec.objects.all()}
+        deadline = time.monotonic() + IMPORT_SLICE_SECONDS
+        while True:
+            try:
+                listing, videos, added = _import_page(client, specs, page_size, run.cursor or None)
+            except UpstreamError as exc:
+                run.error = str(exc)
+                run.finished_at = timezone.now()
+                run.save()
+                break
+            run.pages += 1
+            run.seen += len(videos)
+            run.added += added
+            if added:
+                kick_poll_sweep()
+            if not listing.get("has_more") or not videos or run.pages >= IMPORT_MAX_PAGES:
+                run.finished_at = timezone.now()
+                run.save()
+                break
+            run.cursor = next_page_after(listing, videos)
+            run.save()
+            if time.monotonic() > deadline:
+                hand_over = True
+                break
+    finally:
+        Lease.release(lock)
+    if hand_over:
+        async_task("videos.tasks.import_jobs", run_id)
 
 
 def _import_one(video: UpstreamVideo, specs: dict[str, ModelSpec]) -> bool:
@@ -810,11 +969,23 @@ def job_media_dir(job: VideoJob) -> Path:
     return Path(settings.MEDIA_ROOT) / "videos" / str(job.pk)
 
 
+class JobBusy(Exception):
+    """The job is still being submitted, rendered or downloaded: it cannot be deleted yet."""
+
+
 def delete_job(job: VideoJob) -> bool:
     """Remove a finished job here and at the provider; True if the provider's copy is gone too.
 
     Our files go whatever the provider answers: its copy expires on its own, ours would not.
+    A job still running raises JobBusy, wherever the delete comes from (the job page, the admin):
+    deleting it would leave a paid video nobody tracks, or a download writing into nothing.
     """
+    try:
+        job.refresh_from_db()
+    except VideoJob.DoesNotExist:
+        return True
+    if job.is_active:
+        raise JobBusy(job.pk)
     upstream_gone = True
     if job.upstream_id:
         try:
@@ -832,7 +1003,7 @@ def delete_job(job: VideoJob) -> bool:
 
 def resubmit_job(job: VideoJob, *, author) -> VideoJob:
     """A new job with the same parameters (and parent, for a remix) as a failed one."""
-    spec = ModelSpec.named(job.model)
+    spec = ModelSpec.for_new_job(job.model)
     reference = None
     if job.input_reference:
         with job.input_reference.open("rb") as f, Image.open(f) as image:

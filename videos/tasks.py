@@ -21,3 +21,7 @@ def refresh_job(job_id: int) -> None:
 
 def poll_sweep() -> None:
     services.run_poll_sweep()
+
+
+def import_jobs(run_id: int) -> None:
+    services.continue_import(run_id)

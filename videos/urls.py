@@ -27,6 +27,7 @@ urlpatterns = [
     path("videos/export.csv", views.export_jobs, name="videos-export"),
     path("videos/new", views.create_job, name="videos-create"),
     path("videos/import", views.import_jobs, name="videos-import"),
+    path("videos/import/status", views.import_status, name="videos-import-status"),
     path("videos/new/options", views.compose_options, name="videos-compose-options"),
     path("videos/<job_id:pk>/", views.job_detail, name="videos-detail"),
     path("videos/<job_id:pk>/media/<str:variant>", views.job_media, name="videos-media"),

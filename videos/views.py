@@ -6,6 +6,7 @@ Regions that htmx refreshes are inline partials of the page templates ("page.htm
 import csv
 import hashlib
 import itertools
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -19,13 +20,12 @@ from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
-from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext
 from django.views.decorators.http import require_GET, require_POST
 
 from videos import media, services
 from videos.forms import CreateJobForm, RemixForm, without_control_characters
-from videos.models import VARIANTS, ModelSpec, Status, VideoJob
-from videos.upstream.client import UpstreamError
+from videos.models import VARIANTS, ImportRun, ModelSpec, ModelUnavailable, Status, VideoJob
 
 PAGE_SIZE = 24
 POLL_SECONDS = 2
@@ -69,6 +69,11 @@ def get_job_for_user(request: HttpRequest, pk: int, *, action: str = "view") -> 
 
 def can_create(user) -> bool:
     return user.has_perm("videos.add_videojob")
+
+
+def can_import(user) -> bool:
+    """Importing is for admins (superusers): the staff flag alone is not enough."""
+    return user.is_active and user.is_superuser
 
 
 def catalogue() -> list[ModelSpec]:
@@ -120,8 +125,24 @@ def gallery_context(request: HttpRequest, form: CreateJobForm | None = None) -> 
             (Status.COMPLETED, Status.COMPLETED.label),
             (Status.FAILED, Status.FAILED.label),
         ],
+        **import_context(request),
         **poller_context(page.object_list),
     }
+
+
+def import_context(request: HttpRequest) -> dict:
+    """For admins: the import button, and the latest import while it runs or just after."""
+    if not can_import(request.user):
+        return {"can_import": False}
+    run = ImportRun.latest()
+    recent = run is not None and (
+        run.is_running or timezone.now() - (run.finished_at or run.updated_at) < IMPORT_SHOWN_FOR
+    )
+    return {"can_import": True, "import_run": run if recent else None}
+
+
+# A finished import's result stays on the gallery this long.
+IMPORT_SHOWN_FOR = timedelta(hours=1)
 
 
 def duplicate_of(request: HttpRequest) -> dict:
@@ -275,15 +296,22 @@ def create_job(request: HttpRequest) -> HttpResponse:
         # Without JavaScript: the whole page again, errors beside their fields.
         return render(request, "videos/gallery.html", gallery_context(request, form))
     data = form.cleaned_data
-    job = services.create_job(
-        author=request.user,
-        spec=data["spec"],
-        prompt=data["prompt"],
-        seconds=data["seconds"],
-        size=data["size"],
-        client_token=data["token"] or None,
-        reference=data.get("input_reference"),
-    )
+    try:
+        job = services.create_job(
+            author=request.user,
+            spec=data["spec"],
+            prompt=data["prompt"],
+            seconds=data["seconds"],
+            size=data["size"],
+            client_token=data["token"] or None,
+            reference=data.get("input_reference"),
+        )
+    except ModelUnavailable as exc:
+        # The catalogue changed since the form was checked (an admin disabled the model).
+        form.add_error("model", exc)
+        if request.htmx:
+            return render(request, "videos/gallery.html#composer", {"form": form})
+        return render(request, "videos/gallery.html", gallery_context(request, form))
     if not request.htmx:
         return redirect("videos-gallery")
     context = {
@@ -300,7 +328,12 @@ def job_context(request: HttpRequest, job: VideoJob, remix_form: RemixForm | Non
     spec = ModelSpec.named(job.model)
     may_create = can_create(request.user)
     may_remix = (
-        may_create and job.status == Status.COMPLETED and bool(job.upstream_id) and spec.can_remix
+        may_create
+        and job.status == Status.COMPLETED
+        and bool(job.upstream_id)
+        and spec.can_remix
+        and spec.enabled
+        and spec.pk is not None
     )
     return {
         "job": job,
@@ -333,39 +366,46 @@ def remix_job(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect("videos-detail", pk=job.pk)
     if not form.is_valid():
         return render(request, "videos/job_detail.html", context)
-    remix = services.create_job(
-        author=request.user,
-        spec=context["spec"],
-        prompt=form.cleaned_data["prompt"],
-        seconds=job.seconds,
-        size=job.size,
-        remix_of=job,
-    )
+    try:
+        remix = services.create_job(
+            author=request.user,
+            spec=context["spec"],
+            prompt=form.cleaned_data["prompt"],
+            seconds=job.seconds,
+            size=job.size,
+            remix_of=job,
+        )
+    except ModelUnavailable as exc:
+        messages.error(request, " ".join(exc.messages))
+        return redirect("videos-detail", pk=job.pk)
     return redirect("videos-detail", pk=remix.pk)
+
+
+def require_import(request: HttpRequest) -> None:
+    require_team(request)
+    if not can_import(request.user):
+        raise PermissionDenied
 
 
 @require_POST
 def import_jobs(request: HttpRequest) -> HttpResponse:
-    """Admins bring in the jobs started elsewhere with the same provider key."""
-    if not request.user.is_staff:
-        raise PermissionDenied
-    try:
-        added = services.import_upstream_jobs()
-    except UpstreamError as exc:
-        messages.error(
-            request, gettext("The provider refused the listing: %(error)s") % {"error": exc}
-        )
-    else:
-        messages.success(
-            request,
-            ngettext(
-                "Imported %(n)d job from the provider.",
-                "Imported %(n)d jobs from the provider.",
-                added,
-            )
-            % {"n": added},
-        )
+    """Admins bring in the jobs started elsewhere with the same provider key, in the background;
+    the gallery shows its progress and says when it is done."""
+    require_import(request)
+    run = services.start_import(request.user)
+    if request.htmx:
+        return render(request, "videos/gallery.html#import-status", {"import_run": run})
     return redirect("videos-gallery")
+
+
+@require_GET
+def import_status(request: HttpRequest) -> HttpResponse:
+    """The import's progress, polled while it runs: 204 while nothing changed."""
+    require_import(request)
+    run = ImportRun.latest()
+    if run is not None and request.GET.get("v") == run.version:
+        return HttpResponse(status=204)
+    return render(request, "videos/gallery.html#import-status", {"import_run": run})
 
 
 @require_POST
@@ -374,7 +414,11 @@ def retry_job(request: HttpRequest, pk: int) -> HttpResponse:
     if job.status != Status.FAILED:
         messages.error(request, gettext("Only a failed job can be tried again."))
         return redirect("videos-detail", pk=job.pk)
-    new_job = services.resubmit_job(job, author=request.user)
+    try:
+        new_job = services.resubmit_job(job, author=request.user)
+    except ModelUnavailable as exc:
+        messages.error(request, " ".join(exc.messages))
+        return redirect("videos-detail", pk=job.pk)
     return redirect("videos-detail", pk=new_job.pk)
 
 
@@ -388,7 +432,14 @@ def delete_job(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect("videos-detail", pk=job.pk)
     if request.method != "POST":
         return render(request, "videos/job_delete.html", {"job": job})
-    if services.delete_job(job):
+    try:
+        upstream_gone = services.delete_job(job)
+    except services.JobBusy:
+        messages.error(
+            request, gettext("This job is still running; delete it once it has finished.")
+        )
+        return redirect("videos-detail", pk=job.pk)
+    if upstream_gone:
         messages.success(request, gettext("The video was deleted."))
     else:
         messages.warning(

@@ -2,7 +2,8 @@
 
 The payload is thin (an event type and a video id), so the receiver only records the event and
 queues a re-fetch of the job: the answer goes back at once, the provider is asked in the
-background.
+background. Every refusal looks the same to the sender, whatever the reason and however the
+secrets are configured; the reason goes to the server's log.
 """
 
 import base64
@@ -66,23 +67,40 @@ def verify(secrets: list[str], headers, body: bytes, now: float | None = None) -
     raise InvalidWebhook("no signature matches")
 
 
+def event_fields(webhook_id: str, body: bytes) -> tuple[str, str]:
+    """A verified delivery's event type and video id, each, like its webhook-id, a non-empty
+    string that fits its WebhookEvent column: PostgreSQL answers a longer one, or a NUL
+    character, with an error (SQLite would store it)."""
+    try:
+        event = json.loads(body)
+        values = {
+            "webhook_id": webhook_id,
+            "event_type": event["type"],
+            "video_id": event["data"]["id"],
+        }
+    except (ValueError, KeyError, TypeError):
+        raise InvalidWebhook("malformed event") from None
+    for name, value in values.items():
+        limit = WebhookEvent._meta.get_field(name).max_length
+        if not (isinstance(value, str) and 0 < len(value) <= limit and "\x00" not in value):
+            raise InvalidWebhook(f"{name} is not a string of 1 to {limit} characters, NUL-free")
+    return values["event_type"], values["video_id"]
+
+
 @csrf_exempt  # the signature is what proves the sender; there is no session to forge
 @login_not_required
 @require_POST
 def receive_video_event(request: HttpRequest) -> HttpResponse:
-    secrets = settings.MUXWEB_WEBHOOK_SECRETS
-    if not secrets:
-        return JsonResponse({"error": "webhooks are not configured"}, status=404)
     try:
+        secrets = settings.MUXWEB_WEBHOOK_SECRETS
+        if not secrets:
+            raise InvalidWebhook("no webhook secret is configured (MUXWEB_WEBHOOK_SECRET)")
         webhook_id = verify(secrets, request.headers, request.body)
-        event = json.loads(request.body)
-        event_type = str(event["type"])
-        video_id = str(event["data"]["id"])
+        event_type, video_id = event_fields(webhook_id, request.body)
     except InvalidWebhook as exc:
         log.warning("webhook refused: %s", exc)
-        return JsonResponse({"error": str(exc)}, status=400)
-    except (ValueError, KeyError, TypeError):
-        return JsonResponse({"error": "malformed event"}, status=400)
+        # One answer for every refusal: a sender learns nothing of how the secret is configured.
+        return JsonResponse({"error": "invalid webhook"}, status=400)
     try:
         with transaction.atomic():
             WebhookEvent.objects.create(

@@ -64,15 +64,15 @@ def check_target(url: str, *, provider_url: str, allowed: list[IPNetwork]) -> No
     inside_allowed = bool(allowed) and all(
         any(_plain(a) in network for network in allowed) for a in addresses
     )
-    if scheme != "https" and origin(url) != origin(provider_url) and not inside_allowed:
-        raise RedirectRefused(
-            "the provider redirected the download to a plain-HTTP address on another host, "
-            "which is not followed"
-        )
     if not all(allowed_address(a, allowed) for a in addresses):
         raise RedirectRefused(
             "the provider redirected the download to a private or local address, which is not "
             f"followed; list its network in {ALLOWED_NETWORKS_SETTING} to allow on-premises storage"
+        )
+    if scheme != "https" and origin(url) != origin(provider_url) and not inside_allowed:
+        raise RedirectRefused(
+            "the provider redirected the download to a plain-HTTP address on another host, "
+            "which is not followed"
         )
 
 

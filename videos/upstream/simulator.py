@@ -48,6 +48,8 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import av
 from PIL import Image, ImageDraw, ImageFont
 
+from videos.derive import SPRITE_COLUMNS, SPRITE_TILE_WIDTH, SPRITE_TILES
+
 log = logging.getLogger(__name__)
 
 MODELS: dict[str, dict[str, tuple[str, ...]]] = {
@@ -76,9 +78,6 @@ MODERATION_MESSAGE = "Your request was blocked by our moderation system."
 TERMINAL = frozenset({"completed", "failed"})
 
 FPS = 24
-SPRITE_TILES = 10
-SPRITE_COLUMNS = 5
-SPRITE_TILE_WIDTH = 256
 VARIANTS: dict[str, tuple[str, str]] = {
     "video": ("video.mp4", "video/mp4"),
     "thumbnail": ("thumbnail.webp", "image/webp"),
@@ -315,6 +314,17 @@ def parse_faults(spec: str) -> list[Fault]:
     return faults
 
 
+def parse_variants(spec: str) -> tuple[str, ...]:
+    """Content variants from text, comma-separated, e.g. `video` or `video,thumbnail`."""
+    variants = tuple(dict.fromkeys(filter(None, (part.strip() for part in spec.split(",")))))
+    for variant in variants:
+        if variant not in VARIANTS:
+            raise ValueError(f"unknown variant {variant!r}: one of {', '.join(VARIANTS)}")
+    if not variants:
+        raise ValueError(f"name at least one variant: {', '.join(VARIANTS)}")
+    return variants
+
+
 FAULT_OPTIONS: dict[str, Callable[[str], Any]] = {
     "times": int,
     "chance": float,
@@ -333,7 +343,9 @@ class Simulator:
     attributes that may be changed while serving; timing changes apply to jobs created afterwards.
     So are `webhook_url`, `webhook_secret` and `webhook_retries`: a job sends its event if a URL is
     set when it finishes, signed with the secret of that moment (unsigned if there is none).
-    `webhook_log` records every delivery attempt.
+    `webhook_log` records every delivery attempt. `offered_variants` is the content variants it
+    serves; the others answer 400, as a gateway in front of a model without thumbnails and
+    spritesheets does.
     """
 
     def __init__(
@@ -353,6 +365,7 @@ class Simulator:
         webhook_secret: str | None = None,
         webhook_retries: int = 5,
         faults: list[Fault] | None = None,
+        offered_variants: tuple[str, ...] = tuple(VARIANTS),
     ) -> None:
         self.api_key = api_key
         self.render_seconds = render_seconds
@@ -360,6 +373,7 @@ class Simulator:
         self.poll_after_ms = poll_after_ms
         self.expires_after = expires_after
         self.dialect = dialect
+        self.offered_variants = offered_variants
         self.verbose = verbose
         self.webhook_url = webhook_url
         self.webhook_secret = webhook_secret
@@ -686,6 +700,13 @@ class Simulator:
                 f"variant must be one of: {', '.join(VARIANTS)}.",
                 param="variant",
                 code="invalid_value",
+            )
+        if variant not in self.offered_variants:
+            raise ApiError(
+                400,
+                f"variant '{variant}' is not supported for this model.",
+                param="variant",
+                code="unsupported_variant",
             )
         job = self._get(request.params["video_id"])
         now = time.monotonic()

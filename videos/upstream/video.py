@@ -7,6 +7,7 @@ our columns cannot hold (an id over 200 characters, a 21-character size) makes t
 provider error, not a database error.
 """
 
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -87,7 +88,15 @@ def timestamp(value: object) -> datetime | None:
 
 
 def _progress(value: object) -> int | None:
+    """0 to 100; an overflowing number (1e999 reads as infinity) is clamped like any other."""
     number = finite_number(value)
+    if number is None and isinstance(value, float | str) and not isinstance(value, bool):
+        try:
+            infinite = float(value) if len(str(value)) <= 40 else None
+        except ValueError:
+            infinite = None
+        if infinite is not None and math.isinf(infinite):
+            number = infinite
     return None if number is None else int(min(max(number, 0), 100))
 
 

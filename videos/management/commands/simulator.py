@@ -1,8 +1,8 @@
 """`manage.py simulator`: run the built-in fake `/v1/videos` provider in the foreground.
 
 It serves until Ctrl-C (or SIGTERM, which is how `manage.py up` stops its children), then removes
-the temporary files it made. Host, port, key, render time and webhooks default to the muxweb
-settings.
+the temporary files it made. Host, port, key, render time, webhooks, faults and the variants it
+offers default to the muxweb settings.
 """
 
 import signal
@@ -10,7 +10,7 @@ import signal
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from videos.upstream.simulator import Simulator, parse_faults
+from videos.upstream.simulator import VARIANTS, Simulator, parse_faults, parse_variants
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -81,6 +81,12 @@ class Command(BaseCommand):
             help='Faults to inject, e.g. "create:hang:seconds=20;retrieve:503:times=3" '
             "(default: MUXWEB_SIMULATOR_FAULTS).",
         )
+        parser.add_argument(
+            "--variants",
+            default=getattr(settings, "MUXWEB_SIMULATOR_VARIANTS", ",".join(VARIANTS)),
+            help='Content variants served, comma-separated; "video" plays a gateway that refuses '
+            "thumbnails and spritesheets (default: MUXWEB_SIMULATOR_VARIANTS).",
+        )
 
     def handle(
         self,
@@ -96,6 +102,7 @@ class Command(BaseCommand):
         webhook_url: str | None,
         webhook_secret: str | None,
         faults: str,
+        variants: str,
         verbosity: int,
         **options,
     ) -> None:
@@ -113,6 +120,7 @@ class Command(BaseCommand):
                 webhook_url=webhook_url,
                 webhook_secret=webhook_secret,
                 faults=parse_faults(faults),
+                offered_variants=parse_variants(variants),
             )
         except OSError as exc:
             raise CommandError(f"cannot listen on {host}:{port}: {exc}") from exc
@@ -123,6 +131,8 @@ class Command(BaseCommand):
         webhooks = f", webhooks to {webhook_url}" if webhook_url else ""
         if faults:
             webhooks += f", injecting faults: {faults}"
+        if set(simulator.offered_variants) != set(VARIANTS):
+            webhooks += f", offering only {', '.join(simulator.offered_variants)}"
         self.stdout.write(
             f"Simulator serving {simulator.base_url} "
             f"(render {render_seconds:g}s, {dialect} dialect{webhooks}); Ctrl-C stops it."

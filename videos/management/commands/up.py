@@ -14,11 +14,14 @@ import sys
 import time
 from pathlib import Path
 
+import gunicorn.config
 import requests
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
+
+from muxweb import datadir
 
 STOP_GRACE_SECONDS = 10
 
@@ -38,6 +41,8 @@ class Command(BaseCommand):
         self.stopping = False
         call_command("migrate", interactive=False, verbosity=0)
         call_command("collectstatic", interactive=False, verbosity=0)
+        # Files cached before permissions were tightened (settings.py did the top folder).
+        datadir.tighten_media(Path(settings.MEDIA_ROOT), settings.MEDIA_GROUP_ID)
         self.create_first_admin()
         self.choose_https(host)
 
@@ -55,21 +60,7 @@ class Command(BaseCommand):
         else:
             self.stdout.write(f"Provider: {settings.MUXWEB_API_BASE}")
         self.start("worker", [sys.executable, manage, "qcluster"])
-        self.start(
-            "web",
-            [
-                sys.executable, "-m", "gunicorn", "muxweb.wsgi:application",
-                "--bind", f"{host}:{port}",
-                "--workers", str(web_workers),
-                "--worker-class", "gthread",
-                "--threads", "8",
-                "--timeout", "120",
-                # Above the pages' 2 s poll: with gunicorn's default of 2 s, a poll often met
-                # its connection being closed (a reset, or a new connection per poll).
-                "--keep-alive", "5",
-                "--graceful-timeout", str(STOP_GRACE_SECONDS - 2),
-            ],
-        )  # fmt: skip
+        self.start("web", gunicorn_command(host, port, web_workers))
         signal.signal(signal.SIGINT, self.on_signal)
         signal.signal(signal.SIGTERM, self.on_signal)
         everywhere = host in ("0.0.0.0", "::")  # noqa: S104
@@ -95,7 +86,8 @@ class Command(BaseCommand):
         """gunicorn speaks plain HTTP. Listening on this machine alone, that is safe: unless
         MUXWEB_HTTPS is set, the children run without the HTTPS-only settings. Listening
         elsewhere, they stay on and a TLS proxy in front must carry the traffic."""
-        if "MUXWEB_HTTPS" in os.environ or not settings.MUXWEB_HTTPS:
+        # Empty is unset, as for every boolean setting.
+        if os.environ.get("MUXWEB_HTTPS", "").strip() or not settings.MUXWEB_HTTPS:
             return
         if is_loopback(host):
             os.environ["MUXWEB_HTTPS"] = "0"
@@ -161,6 +153,28 @@ class Command(BaseCommand):
                 process.kill()
                 process.wait()
         self.stdout.write("Stopped.")
+
+
+def gunicorn_command(host: str, port: int, web_workers: int) -> list[str]:
+    """The web server's command line."""
+    command = [
+        sys.executable, "-m", "gunicorn", "muxweb.wsgi:application",
+        "--bind", f"{host}:{port}",
+        "--workers", str(web_workers),
+        "--worker-class", "gthread",
+        "--threads", "8",
+        "--timeout", "120",
+        # Above the pages' 2 s poll: with gunicorn's default of 2 s, a poll often met
+        # its connection being closed (a reset, or a new connection per poll).
+        "--keep-alive", "5",
+        "--graceful-timeout", str(STOP_GRACE_SECONDS - 2),
+    ]  # fmt: skip
+    # gunicorn 25.1 and later open a control socket at one path per user, which a second muxweb
+    # on the machine would take over (each removes the other's at start and stop): each data
+    # directory gets its own. Asked of gunicorn's settings because older ones have no such option.
+    if any(option.name == "control_socket" for option in gunicorn.config.KNOWN_SETTINGS):
+        command += ["--control-socket", str(settings.DATA_DIR / "gunicorn.ctl")]
+    return command
 
 
 def is_loopback(host: str) -> bool:
