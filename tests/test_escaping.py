@@ -150,7 +150,7 @@ def test_a_providers_html_error_page_in_a_message_is_text(client, admin, provide
     client.force_login(admin)
     response = client.post(reverse("videos-import"), follow=True)
     page = response.content.decode()
-    assert "The provider refused the listing" in page
+    assert "The import stopped" in page
     assert "&lt;h1&gt;502 Bad Gateway&lt;/h1&gt;" in page
     assert "<h1>502 Bad Gateway</h1>" not in page
 

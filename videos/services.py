@@ -445,6 +445,9 @@ def apply_upstream(
     An answer that cannot be read (see upstream/video.py) counts as a failed poll: backoff and a
     message on the job, like any other provider error."""
     if not isinstance(video, UpstreamVideo):
+        if isinstance(video, dict) and video.get("id") is None and job.upstream_id:
+            # Some relays leave the id out of a job they were asked about by id.
+            video = {**video, "id": job.upstream_id}
         try:
             video = read_video(video)
         except UpstreamError as exc:
