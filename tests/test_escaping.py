@@ -145,10 +145,14 @@ def test_remix_form_errors_escape_the_prompt(client, mallory, catalogue):
     assert ESCAPED_SCRIPT in page
 
 
-def test_a_providers_html_error_page_in_a_message_is_text(client, admin, provider):
+def test_a_providers_html_error_page_in_a_message_is_text(
+    client, admin, provider, django_capture_on_commit_callbacks
+):
     provider.inject("list", "502", times=None)
     client.force_login(admin)
-    response = client.post(reverse("videos-import"), follow=True)
+    with django_capture_on_commit_callbacks(execute=True):  # the import task, run inline
+        client.post(reverse("videos-import"))
+    response = client.get(reverse("videos-gallery"))
     page = response.content.decode()
     assert "The import stopped" in page
     assert "&lt;h1&gt;502 Bad Gateway&lt;/h1&gt;" in page
