@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/polling.py [--jobs 200] [--render 60]
 
 Three runs in one go, each with its own simulator and N jobs of `--render` simulated seconds:
-  (a) muxweb without webhooks: the real poll sweep (services.run_poll_sweep) until all finish;
+  (a) muxweb without webhooks: the real poll sweep (sweep.run_poll_sweep) until all finish;
   (b) muxweb with webhooks working: the simulator posts signed webhooks to muxweb's real
       receiver (served here over HTTP), the sweep runs beside it as the safety net;
   (c) the baseline: every job polled once a second until it ends, like the reference SDK.
@@ -84,12 +84,12 @@ def run_muxweb(label: str, jobs: int, render: float, webhook_secret: str | None)
     from django.contrib.auth.models import User
     from django.core.wsgi import get_wsgi_application
 
-    from videos import services
+    from videos import lifecycle, services, sweep
     from videos.models import ModelSpec, Status, VideoJob, WebhookEvent
 
     VideoJob.objects.all().delete()
     WebhookEvent.objects.all().delete()
-    services._webhooks_seen = (0.0, False)
+    lifecycle._webhooks_seen = (0.0, False)
     server = None
     options = {"render_seconds": render}
     if webhook_secret:
@@ -119,7 +119,7 @@ def run_muxweb(label: str, jobs: int, render: float, webhook_secret: str | None)
         )
     started = time.monotonic()
     while VideoJob.objects.exclude(status__in=[Status.COMPLETED, Status.FAILED]).exists():
-        services.run_poll_sweep()
+        sweep.run_poll_sweep()
         if time.monotonic() - started > render * 4 + 60:
             raise SystemExit(f"{label}: jobs did not finish")
         time.sleep(0.05)
@@ -179,10 +179,11 @@ def main() -> None:
     setup_django(tempfile.mkdtemp(prefix="muxweb-bench-"), secret)
     from django_q.conf import Conf
 
-    from videos import services
+    from videos import lifecycle, sweep
 
     Conf.SYNC = True  # tasks run here, in this process
-    services.enqueue_fetch = lambda job: None  # status traffic only, no downloads
+    # Status traffic only, no downloads: neither a completion nor the sweep starts one.
+    lifecycle.enqueue_fetch = sweep.enqueue_fetch = lambda job: None
 
     now = datetime.now(tz=UTC)
     print(f"{args.jobs} jobs of {args.render:g} simulated seconds each, {now:%Y-%m-%d %H:%M} UTC")

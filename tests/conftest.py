@@ -17,7 +17,7 @@ from django.test import override_settings
 from django_q.brokers import get_broker
 from django_q.conf import Conf
 
-from videos import services
+from videos import sweep
 from videos.apps import ensure_roles_and_schedule
 from videos.models import ModelSpec, VideoJob
 from videos.upstream.simulator import Simulator
@@ -132,7 +132,7 @@ def run_until_settled(job: VideoJob, timeout: float = 30) -> VideoJob:
     """Drive the poll sweep by hand (tasks run inline) until the job needs no more work."""
 
     def settled() -> bool:
-        services.poll_due_jobs()
+        sweep.poll_due_jobs()
         job.refresh_from_db()
         return not job.is_active
 

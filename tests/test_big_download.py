@@ -18,7 +18,7 @@ from django_q.brokers import get_broker
 from django_q.conf import Conf
 
 from tests.conftest import API_KEY, ROOT, wait_for
-from videos import services
+from videos import lifecycle, services
 from videos.models import Status, VideoJob
 from videos.probe import verify_download
 from videos.upstream.simulator import Simulator
@@ -39,7 +39,7 @@ def completed_not_fetched(member, catalogue, provider: Simulator, prompt: str) -
     wait_for(lambda: provider.job(job.upstream_id)["status"] == "completed", timeout=20)
     Conf.SYNC = False  # the download task goes to a queue no worker reads
     try:
-        services.poll_jobs([job])
+        lifecycle.poll_jobs([job])
     finally:
         Conf.SYNC = True
     get_broker().purge_queue()
@@ -52,7 +52,7 @@ def fetch_in_own_process(job: VideoJob, env: dict[str, str]) -> tuple[int, float
     """Run the job's download in a fresh process; its peak resident memory in bytes, and the
     seconds it took."""
     code = (
-        f"from videos import services; services.fetch_assets({job.pk}); "
+        f"from videos import downloads; downloads.fetch_assets({job.pk}); "
         "print(open('/proc/self/status').read())"
     )
     started = time.monotonic()

@@ -21,7 +21,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from tests.conftest import start_qcluster, stop_qcluster, wait_for
-from videos import services
+from videos import downloads, queue, services
 from videos.models import VARIANTS, Lease, Status, VideoJob
 from videos.probe import verify_download
 from videos.upstream.simulator import Simulator
@@ -59,10 +59,10 @@ def leases_run_out() -> None:
     """
     now = timezone.now()
     VideoJob.objects.filter(next_poll_at__gt=now).update(
-        next_poll_at=F("next_poll_at") - services.TASK_LEASE
+        next_poll_at=F("next_poll_at") - queue.TASK_LEASE
     )
-    Lease.objects.update(expires_at=F("expires_at") - services.TASK_LEASE)
-    services.kick_poll_sweep()
+    Lease.objects.update(expires_at=F("expires_at") - queue.TASK_LEASE)
+    queue.kick_poll_sweep()
 
 
 def new_job(member, catalogue, prompt: str) -> VideoJob:
@@ -92,7 +92,7 @@ def wait_until_saved(job: VideoJob, cluster: subprocess.Popen, timeout: float = 
 
 
 def assert_one_verified_set_of_files(job: VideoJob, media_root: Path) -> None:
-    media_dir = services.job_media_dir(job)
+    media_dir = downloads.job_media_dir(job)
     assert sorted(path.name for path in media_dir.iterdir()) == sorted(
         Path(job.asset(variant).name).name for variant in VARIANTS
     )
@@ -139,10 +139,10 @@ def test_worker_killed_inside_a_poll_leaves_no_sweep_lock_behind_for_good(
     prompt = "Swallows over a barn, the worker killed mid-poll"
     job = new_job(member, catalogue, prompt)
     wait_for(lambda: ("retrieve", "hang") in provider.fault_log, timeout=60)
-    assert Lease.is_held(services.SWEEP_LEASE), "the sweep holding its lock is what dies here"
+    assert Lease.is_held(queue.SWEEP_LEASE), "the sweep holding its lock is what dies here"
 
     cluster = crash_and_restart()
-    assert Lease.is_held(services.SWEEP_LEASE), "nothing releases the dead sweep's lock"
+    assert Lease.is_held(queue.SWEEP_LEASE), "nothing releases the dead sweep's lock"
     leases_run_out()
 
     job = wait_until_saved(job, cluster)

@@ -10,7 +10,7 @@ import pytest
 from django.urls import reverse
 
 from tests.conftest import make_user
-from videos import services
+from videos import lifecycle
 from videos.models import Status, VideoJob
 
 pytestmark = pytest.mark.django_db
@@ -46,7 +46,7 @@ def jobs(client, mallory) -> dict[str, VideoJob]:
     running = VideoJob.objects.get(prompt__startswith="running")
     failed = VideoJob.objects.get(prompt=PAYLOAD)
     failed.upstream_id = "video_payload"
-    services.apply_upstream(
+    lifecycle.apply_upstream(
         failed, {"status": "failed", "error": {"code": ATTRIBUTE, "message": PAYLOAD}}
     )
     VideoJob.objects.filter(pk=running.pk).update(

@@ -19,7 +19,7 @@ from django.utils import timezone
 from PIL import Image
 
 from tests.conftest import API_KEY, run_until_settled
-from videos import services
+from videos import downloads, lifecycle, sweep
 from videos.models import Status, VideoJob
 from videos.probe import InvalidDownload, verify_download
 from videos.upstream.client import UpstreamError, VideosClient
@@ -46,8 +46,8 @@ def make_due(job: VideoJob) -> None:
 
 @pytest.fixture
 def quick_reconcile(monkeypatch):
-    monkeypatch.setattr(services, "RECONCILE_SETTLE", 1.0)
-    monkeypatch.setattr(services, "RECONCILE_INTERVAL", 0.3)
+    monkeypatch.setattr(lifecycle, "RECONCILE_SETTLE", 1.0)
+    monkeypatch.setattr(lifecycle, "RECONCILE_INTERVAL", 0.3)
 
 
 # The simulator's faults, on the wire.
@@ -201,7 +201,7 @@ def test_create_answered_500_is_sent_again_only_once_the_provider_clearly_lacks_
     job = post_job(member_client, prompt)
     assert job.status == Status.CHECKING
 
-    services.reconcile_submit(job.pk)
+    lifecycle.reconcile_submit(job.pk)
     job.refresh_from_db()
     assert job.status == Status.CHECKING, "one empty listing is not proof of absence"
     assert job.reconcile_attempts == 1
@@ -256,18 +256,18 @@ def test_rate_limited_create_waits_as_long_as_retry_after_asks_up_to_the_cap(
     provider.inject("create", "429", retry_after=86_400)
     capped = post_job(member_client, "Snow on a tin roof, told to wait a day")
     wait = (capped.next_poll_at - timezone.now()).total_seconds()
-    assert services.MAX_RETRY_AFTER - 5 < wait <= services.MAX_RETRY_AFTER
+    assert lifecycle.MAX_RETRY_AFTER - 5 < wait <= lifecycle.MAX_RETRY_AFTER
 
 
 def test_create_that_keeps_being_refused_fails_with_the_last_error(member_client, provider):
     provider.inject("create", "503", times=None)
     job = post_job(member_client, "A storm that never gets through")
-    for _ in range(services.MAX_SUBMIT_ATTEMPTS - 1):
+    for _ in range(lifecycle.MAX_SUBMIT_ATTEMPTS - 1):
         make_due(job)
-        services.poll_due_jobs()
+        sweep.poll_due_jobs()
     job.refresh_from_db()
     assert job.status == Status.FAILED
-    assert job.submit_attempts == services.MAX_SUBMIT_ATTEMPTS
+    assert job.submit_attempts == lifecycle.MAX_SUBMIT_ATTEMPTS
     assert "HTTP 503" in job.error_message
     page = member_client.get(reverse("videos-detail", args=[job.pk])).content.decode()
     assert "HTTP 503" in page
@@ -308,15 +308,15 @@ def test_reads_retry_passing_trouble_within_the_call_and_honour_retry_after(prov
 def test_job_whose_provider_keeps_failing_ends_failed_with_the_last_error(member_client, provider):
     job = post_job(member_client, "Northern lights, provider down")
     provider.inject("retrieve", "500", times=None)
-    for _ in range(services.MAX_POLL_FAILURES):
+    for _ in range(lifecycle.MAX_POLL_FAILURES):
         make_due(job)
-        services.poll_due_jobs()
+        sweep.poll_due_jobs()
         job.refresh_from_db()
         if job.status == Status.FAILED:
             break
         assert job.is_active and job.error_message, "shown as trouble while it retries"
     assert job.status == Status.FAILED
-    assert job.poll_failures == services.MAX_POLL_FAILURES
+    assert job.poll_failures == lifecycle.MAX_POLL_FAILURES
     assert "HTTP 500" in job.error_message
     assert "HTTP 500" in member_client.get(reverse("videos-detail", args=[job.pk])).content.decode()
 
@@ -325,7 +325,7 @@ def test_poll_backoff_follows_retry_after_up_to_the_cap(member_client, provider)
     job = post_job(member_client, "Fog rolling in, rate limited polls")
     provider.inject("retrieve", "429", retry_after=40)
     make_due(job)
-    services.poll_due_jobs()
+    sweep.poll_due_jobs()
     job.refresh_from_db()
     wait = (job.next_poll_at - timezone.now()).total_seconds()
     assert 38 < wait <= 40
@@ -354,7 +354,7 @@ def test_download_cut_off_or_sent_as_html_is_retried_and_never_kept(
     provider.inject("content", "html", variant="thumbnail")
     job = post_job(member_client, "Fireflies in a jar, bad downloads")
     for _ in range(60):
-        services.poll_due_jobs()
+        sweep.poll_due_jobs()
         job.refresh_from_db()
         if job.status == Status.COMPLETED and job.fetch_attempts >= 1:
             break
@@ -398,7 +398,7 @@ def test_partial_download_left_by_a_killed_worker_is_removed_on_the_next_attempt
     for path in leftovers:
         path.write_bytes(b"half a file")
     VideoJob.objects.filter(pk=job.pk).update(assets_fetched_at=None, video="")
-    services.fetch_assets(job.pk)
+    downloads.fetch_assets(job.pk)
     assert not any(path.exists() for path in leftovers)
     job.refresh_from_db()
     assert job.assets_fetched_at and job.video
@@ -454,7 +454,7 @@ def test_fetch_gives_up_a_bad_download_when_the_provider_copy_expires(member_cli
     provider.inject("content", "html", variant="video", times=None)
     job = post_job(member_client, "An hourglass, always HTML")
     for _ in range(60):
-        services.poll_due_jobs()
+        sweep.poll_due_jobs()
         job.refresh_from_db()
         if job.fetch_attempts >= 1:
             break

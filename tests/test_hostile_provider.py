@@ -21,7 +21,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from tests.conftest import API_KEY, ROOT, make_user, run_until_settled, wait_for
-from videos import services
+from videos import downloads, lifecycle, services, sweep
 from videos.models import ImportRun, ModelSpec, Status, VideoJob
 from videos.probe import verify_download
 from videos.upstream.client import UpstreamError, VideosClient, redirect_session
@@ -170,7 +170,7 @@ def test_content_redirect_to_an_internal_address_is_refused_and_never_shown(
         Location=f"http://127.0.0.1:{port}/secret",
     )
     job = completed_job(member)
-    services.fetch_assets(job.pk)
+    downloads.fetch_assets(job.pk)
     job.refresh_from_db()
     assert not job.video
     assert "MUXWEB_REDIRECT_ALLOWED_NETWORKS" in job.fetch_error
@@ -188,7 +188,7 @@ def test_allowed_storage_network_is_followed_without_the_key_and_its_answer_is_n
     internal.on("GET", "/broken", 500, SECRET_PAGE.encode(), Content_Type="text/plain")
     relay.on("GET", "/v1/videos/video_relay1/content", 302, b"", Location=internal.url + "/broken")
     job = completed_job(member)
-    services.fetch_assets(job.pk)
+    downloads.fetch_assets(job.pk)
     job.refresh_from_db()
     assert internal.requests, "the allowed target was asked"
     assert all("Authorization" not in headers for _m, _p, headers in internal.requests)
@@ -257,7 +257,7 @@ def test_absurd_numbers_and_over_long_values_never_stop_the_poll_sweep(member, r
     )
     relay.on("GET", "/v1/videos/video_garbled", 200, video_json("x" * 300, size="1" * 21))
     relay.on("GET", "/v1/videos/video_fine", 200, video_json("video_fine", progress=40))
-    services.poll_due_jobs()
+    sweep.poll_due_jobs()
     odd.refresh_from_db()
     garbled.refresh_from_db()
     fine.refresh_from_db()
@@ -277,11 +277,11 @@ def test_absurd_retry_after_is_clamped(member, relay, retry_after):
     )  # fmt: skip
     relay.on("GET", "/v1/videos/video_limited", 429, {"error": {"message": "slow"}},
              Retry_After=retry_after)  # fmt: skip
-    services.poll_due_jobs()
+    sweep.poll_due_jobs()
     job.refresh_from_db()
     assert job.poll_failures == 1
     wait = (job.next_poll_at - timezone.now()).total_seconds()
-    assert 0 < wait <= services.MAX_POLL_BACKOFF + 1
+    assert 0 < wait <= lifecycle.MAX_POLL_BACKOFF + 1
 
 
 def test_the_api_key_echoed_by_a_provider_is_never_stored_logged_or_shown(
@@ -305,7 +305,7 @@ def test_the_api_key_echoed_by_a_provider_is_never_stored_logged_or_shown(
     relay.on(
         "GET", "/v1/videos/video_echo", 200, video_json("video_echo", status="failed", error=error)
     )
-    services.poll_due_jobs()
+    sweep.poll_due_jobs()
     running.refresh_from_db()
     assert running.status == Status.FAILED and key not in running.error_message
 
@@ -469,7 +469,7 @@ def test_one_variant_failing_never_holds_back_the_video(member_client, provider)
     job = VideoJob.objects.get(prompt="Thumbnail trouble")
 
     def fetched_once() -> bool:
-        services.poll_due_jobs()
+        sweep.poll_due_jobs()
         job.refresh_from_db()
         return job.fetch_attempts > 0
 
@@ -525,7 +525,7 @@ def test_downloaded_files_are_private_or_readable_by_the_media_group(
     media = Path(settings.MEDIA_ROOT)
     for variant in ("video", "thumbnail", "spritesheet"):
         assert stat.S_IMODE((media / job.asset(variant).name).stat().st_mode) == 0o600
-    assert stat.S_IMODE(services.job_media_dir(job).stat().st_mode) == 0o700
+    assert stat.S_IMODE(downloads.job_media_dir(job).stat().st_mode) == 0o700
 
     settings.MEDIA_GROUP_ID = os.getgid()
     data["prompt"] = "Files for nginx"

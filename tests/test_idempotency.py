@@ -24,7 +24,7 @@ from django_q.conf import Conf
 from standardwebhooks.webhooks import Webhook
 
 from tests.conftest import wait_for
-from videos import services
+from videos import downloads, lifecycle, services
 from videos.models import VARIANTS, Status, VideoJob, WebhookEvent
 from videos.probe import verify_download
 from videos.upstream.simulator import Simulator
@@ -37,7 +37,7 @@ SECRET = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
 @pytest.fixture(autouse=True)
 def webhooks_configured(settings):
     settings.MUXWEB_WEBHOOK_SECRETS = [SECRET]
-    services._webhooks_seen = (0.0, False)
+    lifecycle._webhooks_seen = (0.0, False)
 
 
 def at_once(calls: list[Callable[[], object]]) -> list[object]:
@@ -94,7 +94,7 @@ def completed_not_fetched(provider: Simulator, job: VideoJob) -> VideoJob:
     """The job polled as completed, its download not started."""
     finished_upstream(provider, job)
     with tasks_not_run():
-        services.poll_jobs([job])
+        lifecycle.poll_jobs([job])
     job.refresh_from_db()
     assert job.is_fetching
     return job
@@ -124,7 +124,7 @@ def post_webhook(url: str, video_id: str, *, kind: str = "video.completed", msg_
 def assert_one_verified_set_of_files(job: VideoJob, media_root: Path) -> None:
     job.refresh_from_db()
     assert job.status == Status.COMPLETED and job.assets_fetched_at, job.fetch_error
-    media_dir = services.job_media_dir(job)
+    media_dir = downloads.job_media_dir(job)
     assert sorted(path.name for path in media_dir.iterdir()) == sorted(
         Path(job.asset(variant).name).name for variant in VARIANTS
     )
@@ -218,11 +218,11 @@ def test_a_late_answer_from_a_slow_poll_does_not_take_a_finished_job_back(
     # The provider answers this poll at once (still rendering) but sends it over 12 seconds.
     size = len(json.dumps(provider.job(job.upstream_id)))
     provider.inject("retrieve", "slow", rate=max(size // 12, 1))
-    slow = threading.Thread(target=lambda: (services.refresh_job(job.pk), connection.close()))
+    slow = threading.Thread(target=lambda: (lifecycle.refresh_job(job.pk), connection.close()))
     slow.start()
     wait_for(lambda: ("retrieve", "slow") in provider.fault_log, timeout=10)
     finished_upstream(provider, job)
-    services.refresh_job(job.pk)  # a webhook's refresh: completed, files saved
+    lifecycle.refresh_job(job.pk)  # a webhook's refresh: completed, files saved
     assert_one_verified_set_of_files(job, settings.MEDIA_ROOT)
     assert slow.is_alive(), "the slow answer is still on its way"
 
@@ -240,7 +240,7 @@ def test_a_download_run_from_several_threads_at_once_downloads_once(
     member, catalogue, provider, settings
 ):
     job = completed_not_fetched(provider, submitted_job(member, catalogue, "Tide pools, fetched"))
-    at_once([lambda: services.fetch_assets(job.pk) for _ in range(6)])
+    at_once([lambda: downloads.fetch_assets(job.pk) for _ in range(6)])
     assert_one_verified_set_of_files(job, settings.MEDIA_ROOT)
     assert job.fetch_attempts == 1 and job.fetch_error == ""
 
@@ -252,13 +252,13 @@ def test_a_download_delivered_again_while_the_first_is_under_way_leaves_it_alone
         provider, submitted_job(member, catalogue, "Tide pools, fetched while fetching")
     )
     provider.inject("content", "slow", variant="video", rate=100_000)
-    first = threading.Thread(target=lambda: (services.fetch_assets(job.pk), connection.close()))
+    first = threading.Thread(target=lambda: (downloads.fetch_assets(job.pk), connection.close()))
     first.start()
-    media_dir = services.job_media_dir(job)
+    media_dir = downloads.job_media_dir(job)
     wait_for(lambda: any(".staging.video." in p.name for p in media_dir.glob(".*")), timeout=20)
     # The same task again (a second enqueue, a redelivery): the download under way is left to
     # finish, not deleted as a leftover, and no second one starts.
-    at_once([lambda: services.fetch_assets(job.pk) for _ in range(3)])
+    at_once([lambda: downloads.fetch_assets(job.pk) for _ in range(3)])
     first.join(timeout=60)
     assert not first.is_alive()
     assert_one_verified_set_of_files(job, settings.MEDIA_ROOT)
@@ -269,7 +269,7 @@ def test_a_download_delivered_again_while_the_first_is_under_way_leaves_it_alone
 def test_a_submit_delivered_twice_at_once_creates_one_upstream_job(member, catalogue, provider):
     prompt = "Two workers, one submit"
     job = new_job(member, catalogue, prompt)
-    at_once([lambda: services.submit_job(job.pk) for _ in range(4)])
+    at_once([lambda: lifecycle.submit_job(job.pk) for _ in range(4)])
     job.refresh_from_db()
     matches = [video for video in provider.jobs() if video["prompt"] == prompt]
     assert len(matches) == 1
@@ -288,9 +288,9 @@ def test_a_checking_job_reconciled_from_several_workers_at_once_is_adopted_once(
     )
     job.refresh_from_db()
     assert job.status == Status.CHECKING
-    caplog.set_level("INFO", logger="videos.services")
+    caplog.set_level("INFO", logger="videos.downloads")
 
-    at_once([lambda: services.reconcile_submit(job.pk) for _ in range(4)])
+    at_once([lambda: lifecycle.reconcile_submit(job.pk) for _ in range(4)])
     job.refresh_from_db()
     matches = [video for video in provider.jobs() if video["prompt"] == prompt]
     assert len(matches) == 1, "found, never sent again"

@@ -4,7 +4,7 @@ import pytest
 from django.urls import reverse
 
 from tests.conftest import run_until_settled
-from videos import services
+from videos import downloads, lifecycle, services
 from videos.models import ModelSpec, Status, VideoJob
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -137,9 +137,9 @@ def test_deleting_in_the_admin_removes_the_files_and_the_providers_copy(client, 
         seconds=4,
         size="1280x720",
     )
-    services.submit_job(job.pk)
+    lifecycle.submit_job(job.pk)
     job = run_until_settled(job)
-    media_dir = services.job_media_dir(job)
+    media_dir = downloads.job_media_dir(job)
     assert job.video and media_dir.is_dir()
     client.force_login(admin)
     response = client.post(reverse("admin:videos_videojob_delete", args=[job.pk]), {"post": "yes"})

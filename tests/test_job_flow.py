@@ -8,7 +8,7 @@ from django.urls import reverse
 from PIL import Image
 
 from tests.conftest import run_until_settled, wait_for
-from videos import services
+from videos import sweep
 from videos.models import Status, VideoJob
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -68,7 +68,7 @@ def test_relay_dialect_processing_status_is_followed_to_completion(member_client
     seen = set()
 
     def completed() -> bool:
-        services.poll_due_jobs()
+        sweep.poll_due_jobs()
         job.refresh_from_db()
         seen.add(job.status)
         return job.status in (Status.COMPLETED, Status.FAILED)

@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from tests.conftest import run_until_settled
-from videos import services
+from videos import lifecycle
 from videos.models import MAX_RENDER_TIME, Status, VideoJob, map_upstream_status
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -43,11 +43,11 @@ def test_unknown_status_keeps_polling_until_the_render_time_cap_then_fails(membe
     job = make_job(
         member, status=Status.IN_PROGRESS, upstream_id="video_x", submitted_at=timezone.now()
     )
-    services.apply_upstream(job, {"id": "video_x", "status": "thinking", "progress": 5})
+    lifecycle.apply_upstream(job, {"id": "video_x", "status": "thinking", "progress": 5})
     assert job.status == Status.IN_PROGRESS and job.next_poll_at is not None
 
     job.submitted_at = timezone.now() - MAX_RENDER_TIME - timedelta(minutes=1)
-    services.apply_upstream(job, {"id": "video_x", "status": "thinking", "progress": 5})
+    lifecycle.apply_upstream(job, {"id": "video_x", "status": "thinking", "progress": 5})
     assert job.status == Status.FAILED
     assert job.error_code == "timeout"
     assert job.next_poll_at is None
@@ -55,7 +55,7 @@ def test_unknown_status_keeps_polling_until_the_render_time_cap_then_fails(membe
 
 def test_failed_status_without_error_object_still_says_why(member):
     job = make_job(member, status=Status.IN_PROGRESS, upstream_id="video_y")
-    services.apply_upstream(job, {"id": "video_y", "status": "CANCELLED"})
+    lifecycle.apply_upstream(job, {"id": "video_y", "status": "CANCELLED"})
     assert job.status == Status.FAILED
     assert job.error_code == "cancelled"
     assert "cancelled" in job.error_message
@@ -72,7 +72,7 @@ def test_job_the_provider_forgot_fails_after_a_few_404s(member_client, provider)
     job = run_until_settled(job, timeout=60)
     assert job.status == Status.FAILED
     assert job.error_code == "not_found"
-    assert job.poll_failures == services.MAX_NOT_FOUND
+    assert job.poll_failures == lifecycle.MAX_NOT_FOUND
     page = member_client.get(reverse("videos-detail", args=[job.pk])).content.decode()
     assert "The provider no longer knows this job." in page
 
@@ -133,7 +133,7 @@ def test_polls_respect_the_providers_hint_and_slow_down_while_nothing_moves(memb
     )
 
     def wait_after(progress: int, hint: float | None) -> float:
-        services.apply_upstream(
+        lifecycle.apply_upstream(
             job, {"id": "video_p", "status": "in_progress", "progress": progress}, poll_after=hint
         )
         return (job.next_poll_at - timezone.now()).total_seconds()
@@ -156,7 +156,7 @@ def test_a_failed_download_is_retried_with_backoff_until_it_succeeds(member_clie
     while job.status != Status.COMPLETED and time.monotonic() < deadline:
         time.sleep(0.3)
         with transaction.atomic():
-            services.poll_jobs([job])  # once it sees the job completed, the download is queued
+            lifecycle.poll_jobs([job])  # once it sees the job completed, the download is queued
             settings.MUXWEB_API_KEY = "broken-for-a-moment"  # for when the queue runs it
         settings.MUXWEB_API_KEY = good_key
         job.refresh_from_db()

@@ -5,7 +5,7 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 
 from tests.conftest import make_user, run_until_settled
-from videos import services
+from videos import downloads, lifecycle, services, sweep
 from videos.models import ModelSpec, Status, VideoJob
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -34,8 +34,8 @@ def test_a_submit_task_delivered_twice_submits_once(member, catalogue, provider)
         author=member, spec=catalogue[0], prompt="Twice", seconds=4, size="720x1280"
     )
     # The queue delivers at least once: the same task arrives again, twice.
-    services.submit_job(job.pk)
-    services.submit_job(job.pk)
+    lifecycle.submit_job(job.pk)
+    lifecycle.submit_job(job.pk)
     assert len(provider.jobs()) == 1
     job.refresh_from_db()
     assert job.upstream_id == provider.jobs()[0]["id"]
@@ -44,7 +44,7 @@ def test_a_submit_task_delivered_twice_submits_once(member, catalogue, provider)
 def test_a_download_task_delivered_twice_keeps_one_set_of_files(member_client, settings):
     member_client.post(reverse("videos-create"), FORM)
     job = run_until_settled(VideoJob.objects.get())
-    services.fetch_assets(job.pk)
+    downloads.fetch_assets(job.pk)
     media_dir = settings.MEDIA_ROOT / "videos" / str(job.pk)
     assert sorted(p.name for p in media_dir.iterdir()) == [
         "spritesheet.jpg",
@@ -62,7 +62,7 @@ def test_a_rejected_key_while_polling_backs_off_shows_on_the_job_and_recovers(
     settings.MUXWEB_API_KEY = "rotated-away"
     job.next_poll_at = None
     job.save()
-    services.poll_due_jobs()
+    sweep.poll_due_jobs()
     job.refresh_from_db()
     assert job.is_active, "a paid job is not failed for the provider's trouble"
     assert job.error_code == "invalid_api_key" and job.poll_failures == 1

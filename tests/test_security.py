@@ -26,7 +26,7 @@ from django_q.models import Schedule, Task
 
 from muxweb.security import CONTENT_SECURITY_POLICY, client_address
 from tests.conftest import ROOT, run_until_settled, wait_for
-from videos import services
+from videos import lifecycle, sweep
 from videos.management.commands import up
 from videos.models import Status, VideoJob, WebhookEvent
 from videos.upstream.client import UpstreamError, default_client
@@ -592,7 +592,7 @@ def keyed_provider(settings, live_server, monkeypatch, tmp_path) -> Iterator[Sim
     settings.MUXWEB_WEBHOOK_SECRET = WEBHOOK_SECRET
     settings.MUXWEB_WEBHOOK_SECRETS = [WEBHOOK_SECRET]
     # This process remembers whether webhooks arrive; the test must not leave that behind.
-    monkeypatch.setattr(services, "_webhooks_seen", (0.0, False))
+    monkeypatch.setattr(lifecycle, "_webhooks_seen", (0.0, False))
     yield simulator
     simulator.stop()
 
@@ -657,7 +657,7 @@ def test_the_api_key_and_webhook_secret_never_reach_a_page_log_report_or_task_re
     running = create(member_client, "A slow glacier")
     settings.MUXWEB_API_KEY = WRONG_KEY
     VideoJob.objects.filter(pk=running.pk).update(next_poll_at=timezone.now())
-    services.poll_due_jobs()
+    sweep.poll_due_jobs()
     running.refresh_from_db()
     assert "Incorrect API key" in running.error_message
     # A new job with that key fails at once, and so does an import.

@@ -17,7 +17,7 @@ from django.urls import reverse
 from PIL import Image, PngImagePlugin
 
 from tests.conftest import ROOT
-from videos.forms import max_reference_pixels
+from videos.images import max_reference_pixels
 from videos.models import ModelSpec, VideoJob
 
 pytestmark = pytest.mark.django_db

@@ -12,7 +12,7 @@ from django.urls import reverse
 from standardwebhooks.webhooks import Webhook
 
 from tests.conftest import wait_for
-from videos import services
+from videos import lifecycle, sweep
 from videos.models import Status, VideoJob, WebhookEvent
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -28,7 +28,7 @@ SECRET, OLD_SECRET, OTHER_SECRET = new_secret(), new_secret(), new_secret()
 @pytest.fixture(autouse=True)
 def configured(settings):
     settings.MUXWEB_WEBHOOK_SECRETS = [SECRET, OLD_SECRET]  # rotation: both accepted
-    services._webhooks_seen = (0.0, False)
+    lifecycle._webhooks_seen = (0.0, False)
 
 
 def event(video_id: str, kind: str = "video.completed", event_id: str = "evt_1") -> str:
@@ -231,11 +231,11 @@ def test_with_webhooks_arriving_running_jobs_fall_back_to_a_slow_safety_poll(
     quick = (job.next_poll_at - job.updated_at).total_seconds()
     assert quick < 5
     deliver(event("video_elsewhere"))  # webhooks are reaching us
-    services._webhooks_seen = (0.0, False)
+    lifecycle._webhooks_seen = (0.0, False)
     VideoJob.objects.filter(pk=job.pk).update(next_poll_at=None)
-    services.poll_due_jobs()
+    sweep.poll_due_jobs()
     job.refresh_from_db()
-    assert (job.next_poll_at - job.updated_at).total_seconds() >= services.SAFETY_POLL_INTERVAL - 1
+    assert (job.next_poll_at - job.updated_at).total_seconds() >= lifecycle.SAFETY_POLL_INTERVAL - 1
 
 
 def test_simulator_webhook_completes_a_job_with_no_polling_at_all(

@@ -1,0 +1,200 @@
+"""Copying a completed job's files into our own storage: each variant on its own, verified by
+its bytes before it is kept, and made from the video when the provider does not offer it."""
+
+import logging
+import uuid
+from pathlib import Path
+
+from django.conf import settings
+from django.db.models import F
+from django.utils import timezone
+
+from muxweb import datadir
+from videos import derive
+from videos.lifecycle import save_fields
+from videos.media import EXTENSIONS
+from videos.models import (
+    MAX_FETCH_ATTEMPTS,
+    VARIANTS,
+    Lease,
+    VideoJob,
+)
+from videos.probe import InvalidDownload, verify_download
+from videos.queue import FETCH_LOCK, TASK_LEASE
+from videos.upstream.client import REDIRECT_REFUSED, UpstreamError, default_client
+
+log = logging.getLogger(__name__)
+
+
+def asset_name(job: VideoJob, variant: str, content_type: str) -> str:
+    return f"videos/{job.pk}/{variant}{EXTENSIONS[content_type]}"
+
+
+def fetch_assets(job_id: int) -> None:
+    """Copy a completed job's video, thumbnail and spritesheet into our own storage.
+
+    Each file is checked by its bytes before it is kept, and renamed into place whole. One task
+    at a time downloads a job's files (the queue delivers at least once). Failures retry with
+    backoff until the provider's copy expires.
+    """
+    job = VideoJob.objects.filter(pk=job_id).first()
+    if job is None or not job.is_fetching or not job.upstream_id:
+        return
+    # One download of a job at a time: another task for it (enqueued twice, delivered again)
+    # must neither start a second one nor take this one's partial files for leftovers.
+    lock = f"fetch:{job.pk}"
+    if not Lease.claim(lock, FETCH_LOCK):
+        return
+    try:
+        _fetch(job)
+    finally:
+        Lease.release(lock)
+
+
+def _fetch(job: VideoJob) -> None:
+    claimed = VideoJob.objects.filter(
+        pk=job.pk, fetch_attempts=job.fetch_attempts, assets_fetched_at__isnull=True
+    ).update(fetch_attempts=F("fetch_attempts") + 1, next_poll_at=timezone.now() + TASK_LEASE)
+    if not claimed:
+        return
+    job.refresh_from_db()
+    client = default_client()
+    media_dir = job_media_dir(job)
+    datadir.make_media_dir(media_dir, Path(settings.MEDIA_ROOT), settings.MEDIA_GROUP_ID)
+    _remove_partial_downloads(media_dir)
+    errors: list[str] = []
+    # Each variant on its own, the video first among equals: it is what was paid for, and the
+    # pictures can be made from it. One variant's failure never holds back another.
+    for variant in VARIANTS:
+        if job.has_asset(variant) or variant in job.variants_not_offered:
+            continue
+        try:
+            name = _download_variant(client, job, variant, media_dir)
+        except UpstreamError as exc:
+            if variant != "video" and refused_for_good(exc):
+                log.info("job %s: the provider does not offer the %s (%s)", job.pk, variant, exc)
+                job.variants_not_offered = [*job.variants_not_offered, variant]
+                if not save_fields(job, ["variants_not_offered"]):
+                    return
+            else:
+                errors.append(f"{variant}: {exc}")
+            continue
+        except OSError as exc:
+            errors.append(f"{variant}: {exc}")
+            continue
+        job.asset(variant).name = name
+        if not save_fields(job, [variant]):
+            return
+    if not _make_missing_pictures(job, media_dir, errors):
+        return
+    if errors:
+        _fetch_failed(job, _summary(errors))
+        return
+    job.assets_fetched_at = timezone.now()
+    job.fetch_error = ""
+    job.next_poll_at = None
+    save_fields(job, ["assets_fetched_at", "fetch_error", "next_poll_at"])
+
+
+def _summary(errors: list[str]) -> str:
+    """ "video: X; thumbnail: X" as "video, thumbnail: X": one line per distinct reason."""
+    variants_by_reason: dict[str, list[str]] = {}
+    for error in errors:
+        variant, _colon, reason = error.partition(": ")
+        variants_by_reason.setdefault(reason, []).append(variant)
+    return "; ".join(f"{', '.join(v)}: {reason}" for reason, v in variants_by_reason.items())
+
+
+# A provider saying "not ready yet" (404), "rate limited" or "who are you" may serve the variant
+# later or with another key; any other 4xx (a gateway's 400 for a variant its model lacks), or a
+# 501, means it never will.
+NOT_FOR_GOOD = frozenset({401, 403, 404, 408, 409, 423, 425, 429})
+
+
+def refused_for_good(exc: UpstreamError) -> bool:
+    status = exc.status
+    if status is None or exc.code == REDIRECT_REFUSED:
+        return False
+    return (400 <= status < 500 and status not in NOT_FOR_GOOD) or status == 501
+
+
+def _download_variant(client, job: VideoJob, variant: str, media_dir: Path) -> str:
+    """Download, verify and place one variant; its name under MEDIA_ROOT."""
+    staging = media_dir / f"{STAGING_PREFIX}{variant}.{uuid.uuid4().hex}.download"
+    try:
+        client.download(job.upstream_id, variant, staging)
+        try:
+            content_type = verify_download(staging, variant, seconds=job.seconds, size=job.size)
+        except InvalidDownload as exc:
+            raise UpstreamError(str(exc), code="invalid_download") from None
+        return _place(job, variant, content_type, staging)
+    finally:
+        staging.unlink(missing_ok=True)
+
+
+def _place(job: VideoJob, variant: str, content_type: str, staging: Path) -> str:
+    name = asset_name(job, variant, content_type)
+    datadir.publish_media_file(staging, settings.MEDIA_GROUP_ID)
+    staging.replace(Path(settings.MEDIA_ROOT) / name)
+    return name
+
+
+PICTURE_MAKERS = {"thumbnail": derive.make_thumbnail, "spritesheet": derive.make_spritesheet}
+
+
+def _make_missing_pictures(job: VideoJob, media_dir: Path, errors: list[str]) -> bool:
+    """Make from the cached video the pictures the provider does not offer, or that it could not
+    deliver before its copy expires, so every job has all three. False if the job is gone."""
+    if not job.video:
+        return True
+    expired = job.expires_at is not None and timezone.now() >= job.expires_at
+    last_try = expired or job.fetch_attempts >= MAX_FETCH_ATTEMPTS
+    video = Path(settings.MEDIA_ROOT) / job.video.name
+    for variant, make in PICTURE_MAKERS.items():
+        if job.has_asset(variant) or not (variant in job.variants_not_offered or last_try):
+            continue
+        staging = media_dir / f"{STAGING_PREFIX}{variant}.{uuid.uuid4().hex}.made"
+        try:
+            content_type = make(video, staging)
+            name = _place(job, variant, content_type, staging)
+        except (derive.DeriveError, OSError) as exc:
+            errors.append(f"{variant}: could not be made from the video ({exc})")
+            continue
+        finally:
+            staging.unlink(missing_ok=True)
+        errors[:] = [e for e in errors if not e.startswith(f"{variant}: ")]
+        job.asset(variant).name = name
+        if not save_fields(job, [variant]):
+            return False
+    return True
+
+
+STAGING_PREFIX = ".staging."
+
+
+def _remove_partial_downloads(media_dir: Path) -> None:
+    """Delete what an earlier attempt left half-written (its worker was killed mid-download).
+
+    Safe under the job's download lock: no other download of this job is still running.
+    """
+    for path in media_dir.glob(".*"):
+        if path.name.startswith(STAGING_PREFIX) or path.suffix == ".part":
+            path.unlink(missing_ok=True)
+            log.info("job %s: removed a partial download %s", media_dir.name, path.name)
+
+
+def _fetch_failed(job: VideoJob, error: str) -> None:
+    now = timezone.now()
+    job.fetch_error = error
+    expired = job.expires_at is not None and now >= job.expires_at
+    if expired or job.fetch_attempts >= MAX_FETCH_ATTEMPTS:
+        job.fetch_given_up = True
+        job.next_poll_at = None
+    else:
+        job.next_poll_at = now + job.fetch_retry_delay()
+    log.warning("job %s: download failed (%s), attempt %s", job.pk, error, job.fetch_attempts)
+    save_fields(job, ["fetch_error", "fetch_given_up", "next_poll_at"])
+
+
+def job_media_dir(job: VideoJob) -> Path:
+    return Path(settings.MEDIA_ROOT) / "videos" / str(job.pk)

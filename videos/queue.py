@@ -1,0 +1,55 @@
+"""Handing work to the background workers: claiming a job for a task, and the tasks that
+every part of a job's life may need to start (the poll sweep, a download).
+
+A job row is claimed with a conditional update before its task is queued, so a job the sweep sees
+twice is handed out once; the claim is a lease, so a task whose worker died is handed out again.
+"""
+
+import logging
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.utils import timezone
+from django_q.tasks import async_task
+
+from videos.models import (
+    Lease,
+    VideoJob,
+)
+
+log = logging.getLogger(__name__)
+
+# How long a queued task may take before the sweep hands the same job out again.
+TASK_LEASE = timedelta(minutes=6)
+# A download holds its job's lock a little less long than that: when the sweep hands out again
+# a job whose download died, the lock has run out, even on a worker whose clock is behind.
+FETCH_LOCK = TASK_LEASE - timedelta(minutes=2)
+# A download task may run longer than the cluster's 90 s (a big video), but never past its lock.
+FETCH_TASK_TIMEOUT = int(FETCH_LOCK.total_seconds()) - 30
+# One sweep task runs this long, then hands over to a fresh task (a worker is never held for long).
+SWEEP_LEASE = "poll-sweep"
+
+
+def claim(job: VideoJob, now: datetime) -> bool:
+    """Push the job's next look past the lease, unless another worker already did."""
+    return (
+        VideoJob.objects.filter(pk=job.pk, next_poll_at=job.next_poll_at).update(
+            next_poll_at=now + TASK_LEASE
+        )
+        == 1
+    )
+
+
+def kick_poll_sweep() -> None:
+    """Make sure a sweep runs now; a no-op while one is already running."""
+    if Lease.is_held(SWEEP_LEASE):
+        return
+    # Always through the broker: a sweep sleeps between passes and must not run inside a request.
+    async_task("videos.tasks.poll_sweep", sync=False)
+
+
+def enqueue_fetch(job: VideoJob) -> None:
+    if claim(job, timezone.now()):
+        transaction.on_commit(
+            lambda: async_task("videos.tasks.fetch_assets", job.pk, timeout=FETCH_TASK_TIMEOUT)
+        )

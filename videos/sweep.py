@@ -1,0 +1,93 @@
+"""The poll sweep: one task at a time looks at every job due for work (submit, check, poll,
+download) and polls the running ones together, sleeping until the next is due, then hands over."""
+
+import logging
+import time
+from datetime import datetime, timedelta
+
+from django.db.models import Count, F, Min
+from django.utils import timezone
+from django_q.tasks import async_task
+
+from videos.lifecycle import poll_jobs, start_checking
+from videos.models import (
+    Lease,
+    Status,
+    VideoJob,
+)
+from videos.queue import SWEEP_LEASE, claim, enqueue_fetch
+from videos.upstream.client import UpstreamError
+
+log = logging.getLogger(__name__)
+
+# One sweep task runs this long, then hands over to a fresh task (a worker is never held for long).
+SWEEP_SECONDS = 10.0
+# A job due later than this is left to the scheduled sweep that runs every minute.
+SWEEP_HANDOFF_SECONDS = 50.0
+POLL_CONCURRENCY = 8
+SWEEP_BATCH = 200
+
+
+def poll_due_jobs(now: datetime | None = None) -> int:
+    """One pass over every job that needs a worker now; returns how many it handled."""
+    now = now or timezone.now()
+    jobs = list(
+        VideoJob.objects.due(now).order_by(F("next_poll_at").asc(nulls_first=True))[:SWEEP_BATCH]
+    )
+    to_poll = []
+    for job in jobs:
+        if job.status == Status.PENDING:
+            if claim(job, now):
+                async_task("videos.tasks.submit_job", job.pk)
+        elif job.status == Status.SUBMITTING:
+            # Its lease ran out: the worker submitting it died, and whether the provider got the
+            # create is unknown. It is looked for before anything is sent again.
+            start_checking(job, UpstreamError("the worker sending the job stopped"))
+        elif job.status == Status.CHECKING:
+            if claim(job, now):
+                async_task("videos.tasks.reconcile_submit", job.pk)
+        elif job.status == Status.COMPLETED:
+            enqueue_fetch(job)
+        else:
+            to_poll.append(job)
+    poll_jobs(to_poll)
+    return len(jobs)
+
+
+def seconds_until_next_due() -> float | None:
+    """When the soonest job needs a worker, in seconds from now; None when nothing does."""
+    soonest = VideoJob.objects.needing_work().aggregate(at=Min("next_poll_at"), count=Count("id"))
+    if not soonest["count"]:
+        return None
+    if soonest["at"] is None:
+        return 0.0
+    return max((soonest["at"] - timezone.now()).total_seconds(), 0.0)
+
+
+def run_poll_sweep() -> None:
+    """Poll due jobs for a while, sleeping until the next one is due, then hand over.
+
+    One sweep at a time holds the lease. While jobs are running each sweep enqueues the next,
+    so polling goes on at the jobs' own pace; a schedule restarts the chain every minute in case
+    a worker died holding it.
+    """
+    if not Lease.claim(SWEEP_LEASE, timedelta(seconds=SWEEP_SECONDS + 120)):
+        return
+    deadline = time.monotonic() + SWEEP_SECONDS
+    try:
+        while True:
+            poll_due_jobs()
+            wait = seconds_until_next_due()
+            if wait is None or wait > SWEEP_HANDOFF_SECONDS:
+                break
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            time.sleep(min(max(wait, 0.2), remaining))
+    finally:
+        Lease.release(SWEEP_LEASE)
+    # Asked again after the release: a job submitted while this sweep was ending found the lease
+    # held and did not start one of its own.
+    wait = seconds_until_next_due()
+    if wait is not None and wait <= SWEEP_HANDOFF_SECONDS:
+        async_task("videos.tasks.poll_sweep", sync=False)
