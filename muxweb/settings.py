@@ -112,6 +112,7 @@ INSTALLED_APPS = [
     "django_q",
     "axes",
     "template_partials",
+    "accounts",
     "videos",
 ]
 
@@ -147,6 +148,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "accounts.context_processors.roles",
             ],
         },
     },

@@ -17,8 +17,9 @@ from django.test import override_settings
 from django_q.brokers import get_broker
 from django_q.conf import Conf
 
+from accounts.apps import ensure_role_groups
 from videos import sweep
-from videos.apps import ensure_roles_and_schedule
+from videos.apps import ensure_schedule
 from videos.models import ModelSpec, VideoJob
 from videos.upstream.simulator import Simulator
 
@@ -82,7 +83,8 @@ def catalogue(db) -> list[ModelSpec]:
     seed = importlib.import_module("videos.migrations.0002_default_catalogue")
     for entry in seed.DEFAULTS:
         ModelSpec.objects.get_or_create(name=entry["name"], defaults=entry)
-    ensure_roles_and_schedule(sender=None)
+    ensure_role_groups()
+    ensure_schedule()
     return list(ModelSpec.objects.all())
 
 

@@ -3,6 +3,7 @@
 from django.contrib import admin, messages
 from django.utils.translation import ngettext
 
+from accounts.roles import can
 from videos import services
 from videos.models import ModelSpec, VideoJob
 
@@ -34,11 +35,13 @@ class VideoJobAdmin(admin.ModelAdmin):
         return False
 
     # Deleting follows the job page's rules and goes through the same service: its author or an
-    # admin, never while it runs, and the files and the provider's copy go too.
+    # admin, never while it runs, and the files and the provider's copy go too. Without a job,
+    # Django asks whether to offer deleting at all (the list's bulk action): its own permission
+    # answers that, and each selected job is then asked about here.
     def has_delete_permission(self, request, obj: VideoJob | None = None) -> bool:
         if obj is None:
             return super().has_delete_permission(request)
-        return obj.may_delete(request.user) and not obj.is_active
+        return can(request.user, "delete", obj) and not obj.is_active
 
     def delete_model(self, request, obj: VideoJob) -> None:
         try:

@@ -376,10 +376,6 @@ class VideoJob(models.Model):
     def display_error(self) -> str:
         return str(OWN_ERRORS.get(self.error_code, self.error_message))
 
-    def may_delete(self, user) -> bool:
-        """Its author, or whoever may delete any job (admins)."""
-        return self.author_id == user.pk or user.has_perm("videos.delete_videojob")
-
     def remix_tree(self, max_depth: int = 20) -> list[tuple["VideoJob", int]]:
         """The job's remix family in tree order, as (job, depth) from the original down."""
         root = self

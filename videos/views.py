@@ -23,6 +23,7 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from django.views.decorators.http import require_GET, require_POST
 
+from accounts.roles import can
 from videos import media, services
 from videos.forms import CreateJobForm, RemixForm, without_control_characters
 from videos.models import VARIANTS, ImportRun, ModelSpec, ModelUnavailable, Status, VideoJob
@@ -49,31 +50,21 @@ def parse_id(value: str) -> int | None:
 def require_team(request: HttpRequest) -> None:
     """The history is the team's: members, viewers and admins see all of it; an account in no
     team group sees nothing until an admin adds it."""
-    if not request.user.has_perm("videos.view_videojob"):
+    if not can(request.user, "view"):
         raise PermissionDenied(gettext("Ask an admin to add your account to the team."))
 
 
 def get_job_for_user(request: HttpRequest, pk: int, *, action: str = "view") -> VideoJob:
     """The job if this user may see it (the whole team sees the whole history), else 404;
-    403 if they may see it but not do `action` ("create" from it, or "delete" it)."""
+    403 if they may see it but not do `action` (accounts.roles.can: "create" from it, or
+    "delete" it)."""
     require_team(request)
     job = VideoJob.objects.for_cards().filter(pk=pk).first()
     if job is None:
         raise Http404
-    if action == "create" and not can_create(request.user):
-        raise PermissionDenied
-    if action == "delete" and not job.may_delete(request.user):
+    if not can(request.user, action, job):
         raise PermissionDenied
     return job
-
-
-def can_create(user) -> bool:
-    return user.has_perm("videos.add_videojob")
-
-
-def can_import(user) -> bool:
-    """Importing is for admins (superusers): the staff flag alone is not enough."""
-    return user.is_active and user.is_superuser
 
 
 def catalogue() -> list[ModelSpec]:
@@ -107,7 +98,7 @@ def gallery_context(request: HttpRequest, form: CreateJobForm | None = None) -> 
     jobs, filters = filtered_jobs(request)
     page = Paginator(jobs.for_cards(), PAGE_SIZE).get_page(request.GET.get("page"))
     specs = catalogue()
-    if form is None and can_create(request.user):
+    if form is None and can(request.user, "create"):
         form = CreateJobForm(specs=specs, initial=duplicate_of(request))
     return {
         "page": page,
@@ -132,13 +123,13 @@ def gallery_context(request: HttpRequest, form: CreateJobForm | None = None) -> 
 
 def import_context(request: HttpRequest) -> dict:
     """For admins: the import button, and the latest import while it runs or just after."""
-    if not can_import(request.user):
-        return {"can_import": False}
+    if not can(request.user, "import"):
+        return {}
     run = ImportRun.latest()
     recent = run is not None and (
         run.is_running or timezone.now() - (run.finished_at or run.updated_at) < IMPORT_SHOWN_FOR
     )
-    return {"can_import": True, "import_run": run if recent else None}
+    return {"import_run": run if recent else None}
 
 
 # A finished import's result stays on the gallery this long.
@@ -275,7 +266,7 @@ def gallery_poll(request: HttpRequest) -> HttpResponse:
 @require_GET
 def compose_options(request: HttpRequest) -> HttpResponse:
     """The model-dependent part of the create form, redrawn when the model changes."""
-    if not can_create(request.user):
+    if not can(request.user, "create"):
         raise PermissionDenied
     form = CreateJobForm.for_choices(catalogue(), request.GET)
     return render(request, "videos/gallery.html#compose-options", {"form": form})
@@ -283,7 +274,7 @@ def compose_options(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 def create_job(request: HttpRequest) -> HttpResponse:
-    if not can_create(request.user):
+    if not can(request.user, "create"):
         raise PermissionDenied
     if request.POST.get("refresh"):
         # Without JavaScript, "Update choices" redraws the form for the chosen model.
@@ -326,9 +317,8 @@ def create_job(request: HttpRequest) -> HttpResponse:
 
 def job_context(request: HttpRequest, job: VideoJob, remix_form: RemixForm | None = None) -> dict:
     spec = ModelSpec.named(job.model)
-    may_create = can_create(request.user)
     may_remix = (
-        may_create
+        can(request.user, "create")
         and job.status == Status.COMPLETED
         and bool(job.upstream_id)
         and spec.can_remix
@@ -339,8 +329,7 @@ def job_context(request: HttpRequest, job: VideoJob, remix_form: RemixForm | Non
         "job": job,
         "spec": spec,
         "version": version_of([job]),
-        "can_create": may_create,
-        "may_delete": job.may_delete(request.user),
+        "may_delete": can(request.user, "delete", job),
         "remix_form": (remix_form or RemixForm()) if may_remix else None,
         "remix_tree": job.remix_tree() if job.remix_of_id or job.remixes.exists() else [],
     }
@@ -383,7 +372,7 @@ def remix_job(request: HttpRequest, pk: int) -> HttpResponse:
 
 def require_import(request: HttpRequest) -> None:
     require_team(request)
-    if not can_import(request.user):
+    if not can(request.user, "import"):
         raise PermissionDenied
 
 

@@ -1,0 +1,36 @@
+"""App config: after every migrate, each role's group exists with its Django permissions."""
+
+from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+from accounts.roles import GROUPS, Role
+
+# Django's own permissions for each role's group, for the staff accounts among them in Django's
+# admin. What people may do in muxweb is decided by accounts.roles.can, not by these.
+PERMISSIONS_APP = "videos"
+GROUP_PERMISSIONS = {
+    Role.MEMBER: ["view_videojob", "add_videojob"],
+    Role.VIEWER: ["view_videojob"],
+}
+
+
+def ensure_role_groups(sender=None, **kwargs) -> None:
+    """The role groups with their permissions; safe to run again, as every migrate does."""
+    from django.contrib.auth.models import Group, Permission
+
+    for role, codenames in GROUP_PERMISSIONS.items():
+        group, _created = Group.objects.get_or_create(name=GROUPS[role])
+        group.permissions.set(
+            Permission.objects.filter(
+                content_type__app_label=PERMISSIONS_APP, codename__in=codenames
+            )
+        )
+
+
+class AccountsConfig(AppConfig):
+    name = "accounts"
+
+    def ready(self) -> None:
+        # Run when the app that owns the permissions has migrated: Django creates them then
+        # (its handler is connected before this one), and this app migrates before it.
+        post_migrate.connect(ensure_role_groups, sender=self.apps.get_app_config(PERMISSIONS_APP))

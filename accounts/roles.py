@@ -1,0 +1,79 @@
+"""The team's roles, and the one question every page, template and admin asks: `can`.
+
+An admin is a superuser; members and viewers are the accounts in the "Members" and "Viewers"
+groups. An account with no role sees nothing until an admin gives it one.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+from django.db import models
+from django.utils.translation import pgettext_lazy
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+
+
+class Role(models.TextChoices):
+    ADMIN = "admin", pgettext_lazy("role", "Admin")
+    MEMBER = "member", pgettext_lazy("role", "Member")
+    VIEWER = "viewer", pgettext_lazy("role", "Viewer")
+
+
+# The group that gives each role, highest first: an account in both groups is a member. The names
+# stay as they are, existing installs have these groups.
+GROUPS = {Role.MEMBER: "Members", Role.VIEWER: "Viewers"}
+
+# Who may do what. "delete" also depends on the job (see `can`); the others do not.
+ALLOWED: dict[str, frozenset[Role]] = {
+    "view": frozenset({Role.ADMIN, Role.MEMBER, Role.VIEWER}),
+    # Generate, remix, retry and duplicate.
+    "create": frozenset({Role.ADMIN, Role.MEMBER}),
+    "delete": frozenset({Role.ADMIN, Role.MEMBER}),
+    "import": frozenset({Role.ADMIN}),
+    "use_admin": frozenset({Role.ADMIN}),
+}
+JOB_ACTIONS = frozenset({"delete"})
+
+
+class Authored(Protocol):
+    """What `can` needs to know of a job: whose it is."""
+
+    author_id: int | None
+
+
+def role_of(user: AbstractBaseUser | AnonymousUser) -> Role | None:
+    """The user's role, or None for anonymous and inactive users and accounts in no group.
+
+    Remembered on the user object, so that a request asks the database once however often its
+    pages ask (as Django does with permissions)."""
+    if not user.is_active:
+        return None
+    if user.is_superuser:
+        return Role.ADMIN
+    if not hasattr(user, "_role_cache"):
+        names = set(user.groups.filter(name__in=GROUPS.values()).values_list("name", flat=True))
+        user._role_cache = next((role for role, name in GROUPS.items() if name in names), None)
+    return user._role_cache
+
+
+def can(user: AbstractBaseUser | AnonymousUser, action: str, job: Authored | None = None) -> bool:
+    """Whether the user may do `action` ("view", "create", "delete", "import", "use_admin"), to
+    `job` for "delete". An unknown action, or "delete" without its job, is an error: a typo must
+    neither allow nor deny quietly."""
+    if action not in ALLOWED:
+        raise ValueError(f"unknown action {action!r}; known: {', '.join(ALLOWED)}")
+    if action in JOB_ACTIONS and job is None:
+        raise ValueError(f"{action!r} needs the job it is about")
+    role = role_of(user)
+    if role not in ALLOWED[action]:
+        return False
+    if action == "delete":
+        # Members delete their own jobs. A viewer deletes none, not even the ones they made
+        # as a member before: viewers only watch.
+        return role == Role.ADMIN or job.author_id == user.pk
+    if action == "use_admin":
+        # Django's admin lets in staff accounts only.
+        return user.is_staff
+    return True
