@@ -27,10 +27,21 @@ def ensure_role_groups(sender=None, **kwargs) -> None:
         )
 
 
+def record_lockout(sender, request, username, ip_address, **kwargs) -> None:
+    """A login lockout goes into the activity log (django-axes' signal)."""
+    from accounts.activity import record
+    from accounts.models import Action
+
+    record(None, Action.LOGIN_LOCKOUT, username=str(username or "")[:150], address=ip_address)
+
+
 class AccountsConfig(AppConfig):
     name = "accounts"
 
     def ready(self) -> None:
+        from axes.signals import user_locked_out
+
+        user_locked_out.connect(record_lockout, dispatch_uid="accounts-record-lockout")
         # Run when the app that owns the permissions has migrated: Django creates them then
         # (its handler is connected before this one), and this app migrates before it.
         post_migrate.connect(ensure_role_groups, sender=self.apps.get_app_config(PERMISSIONS_APP))

@@ -15,6 +15,7 @@ admin.site.login_form = AdminLoginForm
 
 urlpatterns = [
     path("", include("videos.urls")),
+    path("", include("accounts.urls")),
     path(
         "accounts/login/",
         auth_views.LoginView.as_view(authentication_form=LoginForm),

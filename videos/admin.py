@@ -1,8 +1,11 @@
 """Admin: the model catalogue is edited here; jobs are looked at, not edited."""
 
 from django.contrib import admin, messages
+from django.db import transaction
 from django.utils.translation import ngettext
 
+from accounts.activity import record
+from accounts.models import Action
 from accounts.roles import can
 from videos import services
 from videos.models import ModelSpec, VideoJob
@@ -21,6 +24,38 @@ class ModelSpecAdmin(admin.ModelAdmin):
         "position",
     ]
     list_editable = ["enabled", "position"]
+
+    # Every change to the catalogue is in the activity log, written with the change.
+    def save_model(self, request, obj: ModelSpec, form, change: bool) -> None:
+        with transaction.atomic():
+            super().save_model(request, obj, form, change)
+            record(
+                request.user,
+                Action.CATALOGUE_CHANGE,
+                **catalogue_snapshot(obj, "changed" if change else "added"),
+            )
+
+    def delete_model(self, request, obj: ModelSpec) -> None:
+        with transaction.atomic():
+            record(request.user, Action.CATALOGUE_CHANGE, **catalogue_snapshot(obj, "deleted"))
+            super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset) -> None:
+        with transaction.atomic():
+            for spec in queryset:
+                record(request.user, Action.CATALOGUE_CHANGE, **catalogue_snapshot(spec, "deleted"))
+            super().delete_queryset(request, queryset)
+
+
+def catalogue_snapshot(spec: ModelSpec, change: str) -> dict:
+    return {
+        "change": change,
+        "model": spec.name,
+        "enabled": spec.enabled,
+        "sizes": spec.sizes,
+        "durations": spec.seconds,
+        "prices": spec.prices,
+    }
 
 
 @admin.register(VideoJob)
@@ -45,7 +80,7 @@ class VideoJobAdmin(admin.ModelAdmin):
 
     def delete_model(self, request, obj: VideoJob) -> None:
         try:
-            services.delete_job(obj)
+            services.delete_job(obj, actor=request.user)
         except services.JobBusy:
             self._refused(request, 1)
 
@@ -53,7 +88,7 @@ class VideoJobAdmin(admin.ModelAdmin):
         busy = 0
         for job in queryset:
             try:
-                services.delete_job(job)
+                services.delete_job(job, actor=request.user)
             except services.JobBusy:
                 busy += 1
         if busy:

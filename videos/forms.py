@@ -9,9 +9,9 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 from PIL import Image
 
+from muxweb.text import without_control_characters
 from videos.images import REFERENCE_FORMATS, max_reference_pixels, rgb_on_white
 from videos.models import ModelSpec
-from videos.text import without_control_characters
 
 PROMPT_MAX_LENGTH = 32000
 

@@ -17,6 +17,8 @@ from django.utils import timezone
 from django_q.tasks import async_task
 from PIL import Image
 
+from accounts.activity import record
+from accounts.models import Action
 from muxweb import datadir
 from videos.downloads import job_media_dir
 from videos.images import fit_to_size
@@ -46,8 +48,10 @@ def create_job(
     remix_of: VideoJob | None = None,
     client_token: str | None = None,
     reference: Image.Image | None = None,
+    action: Action | None = None,
 ) -> VideoJob:
-    """Record a new job and submit it to the provider once the row is committed.
+    """Record a new job and submit it to the provider once the row is committed; the activity
+    log gets its entry (`action`: a create, a remix or a retry) in the same transaction.
 
     `client_token` comes from the form: the same form posted twice (a double click, a resent
     request) gives back the job it made the first time instead of paying for a second one.
@@ -79,6 +83,8 @@ def create_job(
                 client_token=client_token or None,
                 next_poll_at=timezone.now() + TASK_LEASE,
             )
+            default = Action.REMIX if remix_of is not None else Action.CREATE
+            record(author, action or default, job=job)
     except IntegrityError:
         # The same form, posted twice at the same moment.
         return VideoJob.objects.get(client_token=client_token)
@@ -121,6 +127,7 @@ def import_upstream_jobs(*, page_size: int = 100, max_pages: int = IMPORT_MAX_PA
         if not listing.get("has_more") or not videos:
             break
         after = next_page_after(listing, videos)
+    record(None, Action.IMPORT, added=added, source="command line")
     if added:
         kick_poll_sweep()
     return added
@@ -172,8 +179,7 @@ def continue_import(run_id: int, *, page_size: int = 100) -> None:
                 listing, videos, added = _import_page(client, specs, page_size, run.cursor or None)
             except UpstreamError as exc:
                 run.error = str(exc)
-                run.finished_at = timezone.now()
-                run.save()
+                _finish_import(run)
                 break
             run.pages += 1
             run.seen += len(videos)
@@ -181,8 +187,7 @@ def continue_import(run_id: int, *, page_size: int = 100) -> None:
             if added:
                 kick_poll_sweep()
             if not listing.get("has_more") or not videos or run.pages >= IMPORT_MAX_PAGES:
-                run.finished_at = timezone.now()
-                run.save()
+                _finish_import(run)
                 break
             run.cursor = next_page_after(listing, videos)
             run.save()
@@ -193,6 +198,17 @@ def continue_import(run_id: int, *, page_size: int = 100) -> None:
         Lease.release(lock)
     if hand_over:
         async_task("videos.tasks.import_jobs", run_id)
+
+
+def _finish_import(run: ImportRun) -> None:
+    """The import is done: its result, and its entry in the activity log, together."""
+    run.finished_at = timezone.now()
+    with transaction.atomic():
+        run.save()
+        details = {"added": run.added, "checked": run.seen}
+        record(
+            run.started_by, Action.IMPORT, **details, **({"error": run.error} if run.error else {})
+        )
 
 
 def _import_one(video: UpstreamVideo, specs: dict[str, ModelSpec]) -> bool:
@@ -224,7 +240,7 @@ class JobBusy(Exception):
     """The job is still being submitted, rendered or downloaded: it cannot be deleted yet."""
 
 
-def delete_job(job: VideoJob) -> bool:
+def delete_job(job: VideoJob, *, actor=None) -> bool:
     """Remove a finished job here and at the provider; True if the provider's copy is gone too.
 
     Our files go whatever the provider answers: its copy expires on its own, ours would not.
@@ -246,7 +262,9 @@ def delete_job(job: VideoJob) -> bool:
             if not upstream_gone:
                 log.warning("job %s: provider delete failed (%s)", job.pk, exc)
     media_dir = job_media_dir(job)
-    job.delete()
+    with transaction.atomic():
+        record(actor, Action.DELETE, job=job, provider_copy_deleted=upstream_gone)
+        job.delete()
     # The whole directory: with the three files go any leftover partial downloads.
     shutil.rmtree(media_dir, ignore_errors=True)
     return upstream_gone
@@ -267,4 +285,5 @@ def resubmit_job(job: VideoJob, *, author) -> VideoJob:
         size=job.size,
         remix_of=job.remix_of,
         reference=reference,
+        action=Action.RETRY,
     )

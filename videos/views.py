@@ -24,8 +24,9 @@ from django.utils.translation import gettext
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.roles import can
+from muxweb.text import spreadsheet_cell, without_control_characters
 from videos import media, services
-from videos.forms import CreateJobForm, RemixForm, without_control_characters
+from videos.forms import CreateJobForm, RemixForm
 from videos.models import VARIANTS, ImportRun, ModelSpec, ModelUnavailable, Status, VideoJob
 
 PAGE_SIZE = 24
@@ -170,16 +171,6 @@ EXPORT_COLUMNS = [
     "upstream_id",
     "remix_of",
 ]
-# A spreadsheet takes a cell starting with one of these for a formula, so a prompt like
-# "=HYPERLINK(...)" could run on the accountant's machine. (A carriage return is a newline by the
-# time this is checked.)
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\n")
-
-
-def spreadsheet_cell(value: object) -> str:
-    """The value as inert text: no control characters, never read as a formula."""
-    text = without_control_characters("" if value is None else str(value))
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 def export_row(job: VideoJob) -> list[str]:
@@ -422,7 +413,7 @@ def delete_job(request: HttpRequest, pk: int) -> HttpResponse:
     if request.method != "POST":
         return render(request, "videos/job_delete.html", {"job": job})
     try:
-        upstream_gone = services.delete_job(job)
+        upstream_gone = services.delete_job(job, actor=request.user)
     except services.JobBusy:
         messages.error(
             request, gettext("This job is still running; delete it once it has finished.")

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from videos.text import without_control_characters
+from muxweb.text import without_control_characters
 from videos.upstream.client import GARBLED, UpstreamError, finite_number, redact
 
 MAX_ID_LENGTH = 200

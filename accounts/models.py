@@ -1,0 +1,80 @@
+"""People's records: the activity log, append-only."""
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+
+class Action(models.TextChoices):
+    CREATE = "create", _("Generated a video")
+    REMIX = "remix", _("Remixed a video")
+    RETRY = "retry", _("Tried a video again")
+    DELETE = "delete", _("Deleted a video")
+    IMPORT = "import", _("Imported from the provider")
+    ROLE_CHANGE = "role_change", _("Changed a role")
+    ACCOUNT_ADDED = "account_added", _("Added an account")
+    ACCOUNT_DEACTIVATED = "account_deactivated", _("Deactivated an account")
+    ACCOUNT_REACTIVATED = "account_reactivated", _("Reactivated an account")
+    BUDGET_CHANGE = "budget_change", _("Changed a budget")
+    CATALOGUE_CHANGE = "catalogue_change", _("Changed the model catalogue")
+    LOGIN_LOCKOUT = "login_lockout", _("Login locked out")
+
+
+class AppendOnly(Exception):
+    """An activity entry is never changed or removed once written."""
+
+
+class ActivityQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise AppendOnly("activity entries cannot be changed")
+
+    def delete(self):
+        raise AppendOnly("activity entries cannot be deleted")
+
+
+class ActivityEntry(models.Model):
+    """Who did what and when. `subject` is a snapshot of what the entry concerns (a job's prompt,
+    model and cost; an account's name and role), so the entry outlives the row it speaks of."""
+
+    at = models.DateTimeField(_("when"), default=timezone.now)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("who"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    # The actor's name as it was: kept when the account is renamed or gone.
+    actor_name = models.CharField(_("who"), max_length=150, blank=True)
+    action = models.CharField(_("what"), max_length=30, choices=Action.choices)
+    # A job's id, without a foreign key: the entry stays when the job goes.
+    job_id = models.BigIntegerField(_("video"), null=True, blank=True)
+    subject = models.JSONField(_("details"), default=dict, blank=True)
+
+    objects = ActivityQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name = _("activity entry")
+        verbose_name_plural = _("activity log")
+        indexes = [
+            # The activity page filtered by person, newest first: WHERE actor_id = ? ORDER BY id.
+            models.Index(fields=["actor", "-id"], name="activity_actor_newest"),
+            # ... by action: WHERE action = ? ORDER BY id DESC.
+            models.Index(fields=["action", "-id"], name="activity_action_newest"),
+            # ... by date: WHERE at >= ? AND at < ?.
+            models.Index(fields=["at"], name="activity_at"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.actor_name or '-'} {self.action} {self.at:%Y-%m-%d %H:%M}"
+
+    def save(self, *args, **kwargs) -> None:
+        if self.pk is not None:
+            raise AppendOnly("activity entries cannot be changed")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AppendOnly("activity entries cannot be deleted")

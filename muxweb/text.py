@@ -1,0 +1,28 @@
+"""Text as muxweb keeps it: line breaks made plain, no invisible control characters; and text as
+it goes into a spreadsheet, never run as a formula."""
+
+import re
+
+# Line breaks as browsers and editors send them (CRLF, CR, and the vertical tab and form feed
+# that word processors use for soft breaks) become a plain newline.
+_LINE_BREAKS = re.compile(r"\r\n?|[\v\f]")
+# Every other control character but the tab (C0, DEL, C1): invisible on the page, meaningless to
+# the provider, and NUL cannot even be stored in PostgreSQL.
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f]")
+
+
+def without_control_characters(text: str) -> str:
+    """The text with plain newlines for its line breaks and no other control character but tab."""
+    return _CONTROL_CHARACTERS.sub("", _LINE_BREAKS.sub("\n", text))
+
+
+# A spreadsheet takes a cell starting with one of these for a formula, so a prompt like
+# "=HYPERLINK(...)" could run on the accountant's machine. (A carriage return is a newline by the
+# time this is checked.)
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\n")
+
+
+def spreadsheet_cell(value: object) -> str:
+    """The value as inert text: no control characters, never read as a formula."""
+    text = without_control_characters("" if value is None else str(value))
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
