@@ -11,13 +11,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import User
 from django.db import connection
 from django.test import override_settings
 from django_q.brokers import get_broker
 from django_q.conf import Conf
 
 from accounts.apps import ensure_role_groups
+from tests.factories import make_person
 from videos import sweep
 from videos.apps import ensure_schedule
 from videos.models import ModelSpec, VideoJob
@@ -88,31 +89,24 @@ def catalogue(db) -> list[ModelSpec]:
     return list(ModelSpec.objects.all())
 
 
-def make_user(username: str, role: str | None = None, **extra) -> User:
-    user = User.objects.create_user(username, password="pw-" + username, **extra)
-    if role:
-        user.groups.add(Group.objects.get(name=role))
-    return user
-
-
 @pytest.fixture
 def member(catalogue) -> User:
-    return make_user("mia", "Members")
+    return make_person("mia", "member")
 
 
 @pytest.fixture
 def other_member(catalogue) -> User:
-    return make_user("otto", "Members")
+    return make_person("otto", "member")
 
 
 @pytest.fixture
 def viewer(catalogue) -> User:
-    return make_user("vera", "Viewers")
+    return make_person("vera", "viewer")
 
 
 @pytest.fixture
 def admin(catalogue) -> User:
-    return make_user("ada", is_staff=True, is_superuser=True)
+    return make_person("ada", "admin")
 
 
 @pytest.fixture

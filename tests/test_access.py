@@ -3,23 +3,15 @@
 import pytest
 from django.urls import reverse
 
+from tests.factories import make_job
 from videos.models import VideoJob
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def job(member, settings, tmp_path) -> VideoJob:
-    job = VideoJob.objects.create(
-        author=member, model="sora-2", prompt="A shared secret garden", seconds=4, size="1280x720"
-    )
-    for variant, ext in (("video", ".mp4"), ("thumbnail", ".webp"), ("spritesheet", ".jpg")):
-        path = settings.MEDIA_ROOT / f"videos/{job.pk}/{variant}{ext}"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(b"\x00" * 100)
-        job.asset(variant).name = f"videos/{job.pk}/{variant}{ext}"
-    job.save()
-    return job
+def job(member) -> VideoJob:
+    return make_job(member, prompt="A shared secret garden", with_files=True)
 
 
 def urls(job: VideoJob) -> list[tuple[str, str]]:

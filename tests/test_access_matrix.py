@@ -8,7 +8,6 @@ imports), so every persona meets the same data.
 import base64
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from axes.models import AccessAttempt, AccessFailureLog, AccessLog
@@ -21,7 +20,8 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 from django_q.models import OrmQ, Schedule, Task
 
-from tests.conftest import make_user
+from accounts.models import Action, ActivityEntry
+from tests.factories import make_job, make_person, write_files
 from videos.models import VARIANTS, ModelSpec, Status, VideoJob
 
 pytestmark = pytest.mark.django_db
@@ -112,6 +112,13 @@ EDITABLE = {
 VIEW_ONLY = {**EDITABLE, "add": admin_only("403", "403"), "change": admin_only("200", "302")}
 # ... and for django-q2's queue, whose rows may be edited but not added by hand.
 QUEUE = {**EDITABLE, "add": admin_only("403", "403")}
+# ... and for the activity log, which nobody may add to, change or delete from by hand.
+APPEND_ONLY = {
+    **EDITABLE,
+    "add": admin_only("403", "403"),
+    "delete": admin_only("403", "403"),
+    "change": admin_only("200", "403"),
+}
 
 # Columns: anonymous, outsider, viewer, member, other member, admin. The job is member's.
 EXPECTED: dict[str, Row] = {
@@ -155,6 +162,13 @@ EXPECTED: dict[str, Row] = {
     ),
     "videos-delete": Row(
         url("videos-delete", job_id), get="L 403 403 200 403 200", post="L 403 403 302 403 302"
+    ),
+    # The activity log: admins only.
+    "accounts-activity": Row(
+        url("accounts-activity"), get="L 403 403 403 403 200", post="L 405 405 405 405 405"
+    ),
+    "accounts-activity-csv": Row(
+        url("accounts-activity-csv"), get="L 403 403 403 403 200", post="L 405 405 405 405 405"
     ),
     "login": Row(url("login"), get="200 200 200 200 200 200", post="200 200 200 200 200 200"),
     "logout": Row(url("logout"), get="L 405 405 405 405 405", post="L L L L L L"),
@@ -200,6 +214,7 @@ EXPECTED: dict[str, Row] = {
     **admin_model("django_q", "ormq", "ormq", QUEUE),
     **admin_model("videos", "modelspec", "modelspec", EDITABLE),
     **admin_model("videos", "videojob", "job", VIEW_ONLY),
+    **admin_model("accounts", "activityentry", "activityentry", APPEND_ONLY),
 }
 # django-q2 lists its queue in the admin only when the database is the broker (not with Redis).
 if not admin.site.is_registered(OrmQ):
@@ -210,46 +225,13 @@ if not admin.site.is_registered(OrmQ):
     }
 
 
-def write_files(job: VideoJob, media_root: Path) -> None:
-    for variant, name in (
-        ("video", "video.mp4"),
-        ("thumbnail", "thumbnail.webp"),
-        ("spritesheet", "spritesheet.jpg"),
-        ("reference", "reference.png"),
-    ):
-        path = media_root / f"videos/{job.pk}/{name}"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(b"\x00" * 64)
-        job.asset(variant).name = f"videos/{job.pk}/{name}"
-
-
 @pytest.fixture
 def world(member, other_member, viewer, admin, settings) -> World:
     # Webhooks configured: an unsigned POST is then refused for its signature.
     settings.MUXWEB_WEBHOOK_SECRETS = ["whsec_" + base64.b64encode(b"k" * 24).decode()]
-    outsider = make_user("olga")  # in no team group
-    job = VideoJob.objects.create(
-        author=member,
-        model="sora-2",
-        prompt="Everyone's business",
-        seconds=4,
-        size="1280x720",
-        status=Status.COMPLETED,
-        progress=100,
-        upstream_id="video_matrix",
-        assets_fetched_at=timezone.now(),
-    )
-    write_files(job, settings.MEDIA_ROOT)
-    job.save()
-    failed_job = VideoJob.objects.create(
-        author=member,
-        model="sora-2",
-        prompt="Failed once",
-        seconds=4,
-        size="1280x720",
-        status=Status.FAILED,
-        error_code="moderation_blocked",
-    )
+    outsider = make_person("olga")  # in no team group
+    job = make_job(member, status=Status.COMPLETED, prompt="Everyone's business", with_files=True)
+    failed_job = make_job(member, status=Status.FAILED, prompt="Failed once")
     now = timezone.now()
     task = {"func": "math.floor", "started": now, "stopped": now}
     ids = {
@@ -262,6 +244,7 @@ def world(member, other_member, viewer, admin, settings) -> World:
         "ormq": OrmQ.objects.create(key="muxweb", payload="x", lock=now).pk,
         "modelspec": ModelSpec.objects.first().pk,
         "videojob_type": ContentType.objects.get_for_model(VideoJob).pk,
+        "activityentry": ActivityEntry.objects.create(actor=member, action=Action.CREATE).pk,
         **{
             name: model.objects.create(
                 username="someone", ip_address="192.0.2.1", path_info="/", **fields
@@ -327,12 +310,12 @@ def test_only_the_webhook_is_exempt_from_csrf():
 
 @pytest.mark.parametrize("persona", PERSONAS)
 @pytest.mark.parametrize("method", ["get", "post"])
-def test_every_url_answers_each_persona_as_the_table_says(world, settings, persona, method):
+def test_every_url_answers_each_persona_as_the_table_says(world, persona, method):
     column = PERSONAS.index(persona)
     wrong = []
     for key, row in EXPECTED.items():
         path = row.url(world)
-        write_files(world.job, settings.MEDIA_ROOT)  # a delete removes them with the job
+        write_files(world.job)  # a delete removes them with the job
         got = outcome(request(world, persona, method, path, csrf=True))
         expected = getattr(row, method).split()[column]
         if got != expected:

@@ -13,7 +13,8 @@ from playwright.sync_api import Page, expect, sync_playwright
 
 from muxweb.security import CONTENT_SECURITY_POLICY
 from tests.conftest import ARTIFACTS, wait_for
-from videos.models import Status, VideoJob
+from tests.factories import make_job
+from videos.models import Status
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker]
 
@@ -191,16 +192,7 @@ def test_member_generates_a_video_and_watches_it_complete_without_reload(
 
 
 def test_admin_pages_work_under_the_policy(page, admin, member):
-    job = VideoJob.objects.create(
-        author=member,
-        model="sora-2",
-        prompt="Looked at in the admin",
-        seconds=4,
-        size="1280x720",
-        status=Status.FAILED,
-        error_code="moderation_blocked",
-        error_message="Blocked.",
-    )
+    job = make_job(member, status=Status.FAILED, prompt="Looked at in the admin")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.goto("/admin/")
     expect(page).to_have_url(re.compile(r"/admin/login/"))

@@ -5,7 +5,8 @@ import re
 import pytest
 from django.urls import reverse
 
-from videos.models import VideoJob
+from tests.factories import make_job
+from videos.models import Status, VideoJob
 
 pytestmark = pytest.mark.django_db
 
@@ -141,15 +142,7 @@ def test_right_to_left_prompt_is_kept_intact_and_shown_with_its_own_direction(
 
 
 def test_remix_prompt_is_cleaned_and_limited_like_the_create_prompt(member_client, member):
-    parent = VideoJob.objects.create(
-        author=member,
-        model="sora-2",
-        prompt="Parent",
-        seconds=4,
-        size="1280x720",
-        status="completed",
-        upstream_id="video_parent",
-    )
+    parent = make_job(member, status=Status.COMPLETED, prompt="Parent")
     url = reverse("videos-remix", args=[parent.pk])
     response = member_client.post(url, {"prompt": "x" * 32001})
     assert 'id="error-remix-prompt"' in response.content.decode()

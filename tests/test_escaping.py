@@ -9,7 +9,7 @@ import re
 import pytest
 from django.urls import reverse
 
-from tests.conftest import make_user
+from tests.factories import make_job, make_person, post_create_form
 from videos import lifecycle
 from videos.models import Status, VideoJob
 
@@ -32,19 +32,15 @@ def assert_inert(page: str, where: str) -> None:
 @pytest.fixture
 def mallory(catalogue):
     """A member whose very name is a payload."""
-    return make_user(ATTRIBUTE, "Members")
+    return make_person(ATTRIBUTE, "member")
 
 
 @pytest.fixture
 def jobs(client, mallory) -> dict[str, VideoJob]:
     """Mallory's jobs, made through the create form, then told by the provider how they went."""
     client.force_login(mallory)
-    form = {"model": "sora-2", "seconds": "4", "size": "1280x720"}
-    for prompt in (PAYLOAD, "running " + PAYLOAD):
-        response = client.post(reverse("videos-create"), {**form, "prompt": prompt})
-        assert response.status_code == 302
-    running = VideoJob.objects.get(prompt__startswith="running")
-    failed = VideoJob.objects.get(prompt=PAYLOAD)
+    failed = post_create_form(client, PAYLOAD)
+    running = post_create_form(client, "running " + PAYLOAD)
     failed.upstream_id = "video_payload"
     lifecycle.apply_upstream(
         failed, {"status": "failed", "error": {"code": ATTRIBUTE, "message": PAYLOAD}}
@@ -52,15 +48,7 @@ def jobs(client, mallory) -> dict[str, VideoJob]:
     VideoJob.objects.filter(pk=running.pk).update(
         status=Status.IN_PROGRESS, error_code="retrying", error_message=PAYLOAD, fetch_error=PAYLOAD
     )
-    remix = VideoJob.objects.create(
-        author=mallory,
-        model="sora-2",
-        prompt="remix " + PAYLOAD,
-        seconds=4,
-        size="1280x720",
-        remix_of=failed,
-        status=Status.COMPLETED,
-    )
+    remix = make_job(mallory, status=Status.COMPLETED, prompt="remix " + PAYLOAD, remix_of=failed)
     return {"failed": failed, "running": running, "remix": remix}
 
 
@@ -127,15 +115,7 @@ def test_forms_that_show_a_payload_again_escape_it(client, mallory, jobs):
 
 def test_remix_form_errors_escape_the_prompt(client, mallory, catalogue):
     client.force_login(mallory)
-    parent = VideoJob.objects.create(
-        author=mallory,
-        model="sora-2",
-        prompt="Parent",
-        seconds=4,
-        size="1280x720",
-        status=Status.COMPLETED,
-        upstream_id="video_parent",
-    )
+    parent = make_job(mallory, status=Status.COMPLETED, prompt="Parent")
     response = client.post(
         reverse("videos-remix", args=[parent.pk]), {"prompt": PAYLOAD + "x" * 32_000}
     )

@@ -8,9 +8,8 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
-from django.utils import timezone
 
-from tests.conftest import make_user
+from tests.factories import make_job, make_person
 from videos.models import Status, VideoJob
 
 pytestmark = pytest.mark.django_db
@@ -36,12 +35,7 @@ COLUMNS = [
 @pytest.fixture
 def outsider(catalogue):
     """An account in no team group: it has logged in, but sees nothing yet."""
-    return make_user("olga")
-
-
-def make_job(author, prompt: str = "A lighthouse", **fields) -> VideoJob:
-    defaults = {"model": "sora-2", "seconds": 4, "size": "1280x720"}
-    return VideoJob.objects.create(author=author, prompt=prompt, **{**defaults, **fields})
+    return make_person("olga")
 
 
 def export(client, **params) -> tuple[object, list[dict[str, str]]]:
@@ -59,18 +53,16 @@ def test_export_is_a_csv_attachment_with_every_column_newest_first(
 ):
     original = make_job(
         member,
-        "A lighthouse at dusk",
         status=Status.COMPLETED,
-        progress=100,
+        prompt="A lighthouse at dusk",
         upstream_id="video_abc",
         price_per_second=Decimal("0.10"),
         seconds=8,
-        assets_fetched_at=timezone.now(),
     )
     failed = make_job(
         other_member,
-        "Blocked, 中文 and עברית",
         status=Status.FAILED,
+        prompt="Blocked, 中文 and עברית",
         progress=40,
         error_code="moderation_blocked",
         error_message="The prompt was refused.",
@@ -107,9 +99,9 @@ def test_export_is_a_csv_attachment_with_every_column_newest_first(
 
 
 def test_export_applies_the_gallery_filters(member_client, member, other_member):
-    mine = make_job(member, "A red kite", status=Status.FAILED)
-    make_job(member, "A blue kite", status=Status.IN_PROGRESS)
-    theirs = make_job(other_member, "A red car", status=Status.FAILED, model="sora-2-pro")
+    mine = make_job(member, status=Status.FAILED, prompt="A red kite")
+    make_job(member, status=Status.IN_PROGRESS, prompt="A blue kite")
+    theirs = make_job(other_member, status=Status.FAILED, prompt="A red car", model="sora-2-pro")
 
     def ids(**params) -> list[str]:
         return [row["id"] for row in export(member_client, **params)[1]]
@@ -132,7 +124,7 @@ def test_export_query_count_is_the_same_for_one_job_and_fifty(member_client, mem
     make_job(member)
     one = count_queries(member_client)
     for i in range(49):
-        make_job(other_member if i % 2 else member, f"job {i}")
+        make_job(other_member if i % 2 else member, prompt=f"job {i}")
     assert len(export(member_client)[1]) == 50
     assert count_queries(member_client) == one
     assert one <= 5  # session, user, its permissions (2), the jobs with their authors
@@ -159,21 +151,21 @@ def test_export_query_count_is_the_same_for_one_job_and_fifty(member_client, mem
 def test_cells_a_spreadsheet_would_run_as_formulas_are_neutralised(
     member_client, member, prompt, cell
 ):
-    make_job(member, prompt, status=Status.FAILED, error_message=prompt)
+    make_job(member, status=Status.FAILED, prompt=prompt, error_message=prompt)
     _response, [row] = export(member_client)
     assert row["prompt"] == cell
     assert row["error_message"] == cell
 
 
 def test_usernames_are_neutralised_too(member_client, catalogue):
-    make_job(make_user("=cmd|calc"), "Fine")
+    make_job(make_person("=cmd|calc"), prompt="Fine")
     _response, [row] = export(member_client)
     assert row["author"] == "'=cmd|calc"
 
 
 def test_html_in_a_prompt_stays_data_and_the_file_is_never_read_as_a_page(member_client, member):
     payload = '<script>alert(1)</script>"><img src=x onerror=alert(1)>'
-    make_job(member, payload)
+    make_job(member, prompt=payload)
     response, [row] = export(member_client)
     assert row["prompt"] == payload, "exact, so that the accounting sees what was asked"
     assert response["X-Content-Type-Options"] == "nosniff"
@@ -187,7 +179,7 @@ def test_viewer_may_export(client, viewer, member):
 
 
 def test_outsider_is_refused_like_in_the_gallery(client, outsider, member):
-    make_job(member, "Not for outsiders")
+    make_job(member, prompt="Not for outsiders")
     client.force_login(outsider)
     gallery = client.get(reverse("videos-gallery"))
     response = client.get(reverse("videos-export"))
@@ -203,7 +195,7 @@ def test_anonymous_visitor_is_sent_to_login(client, member):
 
 
 def test_gallery_links_to_the_export_with_its_current_filters(member_client, member):
-    make_job(member, "A red kite", status=Status.FAILED)
+    make_job(member, status=Status.FAILED, prompt="A red kite")
     page = member_client.get(reverse("videos-gallery")).content.decode()
     assert f'href="{reverse("videos-export")}" download>Export CSV</a>' in page
     response = member_client.get(

@@ -19,6 +19,7 @@ from django.utils import timezone
 from PIL import Image
 
 from tests.conftest import API_KEY, run_until_settled
+from tests.factories import finished_job, post_create_form
 from videos import downloads, lifecycle, sweep
 from videos.models import Status, VideoJob
 from videos.probe import InvalidDownload, verify_download
@@ -26,13 +27,6 @@ from videos.upstream.client import UpstreamError, VideosClient
 from videos.upstream.simulator import Fault, Simulator, parse_faults
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def post_job(client, prompt: str) -> VideoJob:
-    data = {"prompt": prompt, "model": "sora-2", "seconds": "4", "size": "1280x720"}
-    response = client.post(reverse("videos-create"), data)
-    assert response.status_code == 302, response.content[:500]
-    return VideoJob.objects.get(prompt=prompt)
 
 
 def upstream_jobs(simulator: Simulator, prompt: str) -> list[dict]:
@@ -178,7 +172,7 @@ def test_create_timing_out_after_it_was_sent_is_found_by_listing_never_sent_twic
     settings.MUXWEB_HTTP_TIMEOUT = (2.0, 1.0)
     provider.inject("create", "hang", seconds=5)
     prompt = "A kite over dunes, timed out on create"
-    job = post_job(member_client, prompt)
+    job = post_create_form(member_client, prompt)
 
     assert job.status == Status.CHECKING
     assert job.upstream_id is None
@@ -198,7 +192,7 @@ def test_create_answered_500_is_sent_again_only_once_the_provider_clearly_lacks_
 ):
     provider.inject("create", "500")
     prompt = "A paper crane, refused with a 500"
-    job = post_job(member_client, prompt)
+    job = post_create_form(member_client, prompt)
     assert job.status == Status.CHECKING
 
     lifecycle.reconcile_submit(job.pk)
@@ -218,10 +212,7 @@ def test_two_identical_timed_out_creates_each_claim_their_own_upstream_job(
     settings.MUXWEB_HTTP_TIMEOUT = (2.0, 1.0)
     provider.inject("create", "hang", seconds=5, times=2)
     prompt = "Twins: the same prompt sent twice"
-    data = {"prompt": prompt, "model": "sora-2", "seconds": "4", "size": "1280x720"}
-    member_client.post(reverse("videos-create"), data)
-    member_client.post(reverse("videos-create"), data)
-    jobs = list(VideoJob.objects.filter(prompt=prompt))
+    jobs = [post_create_form(member_client, prompt), post_create_form(member_client, prompt)]
     assert [job.status for job in jobs] == [Status.CHECKING, Status.CHECKING]
 
     for job in jobs:
@@ -234,7 +225,7 @@ def test_two_identical_timed_out_creates_each_claim_their_own_upstream_job(
 def test_create_refused_before_it_was_sent_is_retried(member_client, provider):
     provider.inject("*", "refuse", seconds=1.5)
     prompt = "A lantern festival, connection refused"
-    job = post_job(member_client, prompt)
+    job = post_create_form(member_client, prompt)
     assert job.status == Status.PENDING
     assert job.error_message and job.submit_attempts == 1
     time.sleep(1.6)
@@ -248,20 +239,20 @@ def test_rate_limited_create_waits_as_long_as_retry_after_asks_up_to_the_cap(
     member_client, provider
 ):
     provider.inject("create", "429", retry_after=3)
-    job = post_job(member_client, "Rain on a tin roof, rate limited")
+    job = post_create_form(member_client, "Rain on a tin roof, rate limited")
     assert job.status == Status.PENDING and job.error_code == "rate_limit_exceeded"
     wait = (job.next_poll_at - timezone.now()).total_seconds()
     assert 2 < wait <= 3
 
     provider.inject("create", "429", retry_after=86_400)
-    capped = post_job(member_client, "Snow on a tin roof, told to wait a day")
+    capped = post_create_form(member_client, "Snow on a tin roof, told to wait a day")
     wait = (capped.next_poll_at - timezone.now()).total_seconds()
     assert lifecycle.MAX_RETRY_AFTER - 5 < wait <= lifecycle.MAX_RETRY_AFTER
 
 
 def test_create_that_keeps_being_refused_fails_with_the_last_error(member_client, provider):
     provider.inject("create", "503", times=None)
-    job = post_job(member_client, "A storm that never gets through")
+    job = post_create_form(member_client, "A storm that never gets through")
     for _ in range(lifecycle.MAX_SUBMIT_ATTEMPTS - 1):
         make_due(job)
         sweep.poll_due_jobs()
@@ -306,7 +297,7 @@ def test_reads_retry_passing_trouble_within_the_call_and_honour_retry_after(prov
 
 
 def test_job_whose_provider_keeps_failing_ends_failed_with_the_last_error(member_client, provider):
-    job = post_job(member_client, "Northern lights, provider down")
+    job = post_create_form(member_client, "Northern lights, provider down")
     provider.inject("retrieve", "500", times=None)
     for _ in range(lifecycle.MAX_POLL_FAILURES):
         make_due(job)
@@ -322,7 +313,7 @@ def test_job_whose_provider_keeps_failing_ends_failed_with_the_last_error(member
 
 
 def test_poll_backoff_follows_retry_after_up_to_the_cap(member_client, provider):
-    job = post_job(member_client, "Fog rolling in, rate limited polls")
+    job = post_create_form(member_client, "Fog rolling in, rate limited polls")
     provider.inject("retrieve", "429", retry_after=40)
     make_due(job)
     sweep.poll_due_jobs()
@@ -335,13 +326,13 @@ def test_poll_backoff_follows_retry_after_up_to_the_cap(member_client, provider)
 def test_malformed_json_and_odd_case_statuses_still_reach_completion(member_client, provider):
     provider.inject("retrieve", "oddcase", times=None)
     provider.inject("retrieve", "garbled", times=3)
-    job = run_until_settled(post_job(member_client, "A carousel, odd case statuses"))
+    job = finished_job(member_client, "A carousel, odd case statuses")
     assert job.status == Status.COMPLETED and job.video
     assert ("retrieve", "oddcase") in provider.fault_log
 
 
 def test_job_that_vanishes_at_the_provider_ends_as_not_found(member_client, provider):
-    job = post_job(member_client, "A mirage that vanishes")
+    job = post_create_form(member_client, "A mirage that vanishes")
     provider.inject("retrieve", "vanish")
     job = run_until_settled(job)
     assert job.status == Status.FAILED and job.error_code == "not_found"
@@ -352,7 +343,7 @@ def test_download_cut_off_or_sent_as_html_is_retried_and_never_kept(
 ):
     provider.inject("content", "cut", variant="video")
     provider.inject("content", "html", variant="thumbnail")
-    job = post_job(member_client, "Fireflies in a jar, bad downloads")
+    job = post_create_form(member_client, "Fireflies in a jar, bad downloads")
     for _ in range(60):
         sweep.poll_due_jobs()
         job.refresh_from_db()
@@ -382,7 +373,7 @@ def test_redirected_and_slow_downloads_are_followed_without_sending_the_key(
     ]
     provider.inject("content", "redirect", times=None)
     provider.inject("content", "slow", variant="spritesheet", rate=100_000)
-    job = run_until_settled(post_job(member_client, "Clouds over a city, redirected"))
+    job = finished_job(member_client, "Clouds over a city, redirected")
     assert job.assets_fetched_at and job.fetch_attempts == 1
     assert ("content", "redirect") in provider.fault_log
     # The signed link refuses a request carrying the key: success shows it was not sent.
@@ -392,7 +383,7 @@ def test_redirected_and_slow_downloads_are_followed_without_sending_the_key(
 def test_partial_download_left_by_a_killed_worker_is_removed_on_the_next_attempt(
     member_client, provider, settings
 ):
-    job = run_until_settled(post_job(member_client, "A harbour at dawn, interrupted"))
+    job = finished_job(member_client, "A harbour at dawn, interrupted")
     media_dir = Path(settings.MEDIA_ROOT) / "videos" / str(job.pk)
     leftovers = [media_dir / ".staging.video.dead.download", media_dir / ".x.download.abc.part"]
     for path in leftovers:
@@ -452,7 +443,7 @@ def test_verify_download_checks_type_duration_frame_size_and_integrity(tmp_path)
 
 def test_fetch_gives_up_a_bad_download_when_the_provider_copy_expires(member_client, provider):
     provider.inject("content", "html", variant="video", times=None)
-    job = post_job(member_client, "An hourglass, always HTML")
+    job = post_create_form(member_client, "An hourglass, always HTML")
     for _ in range(60):
         sweep.poll_due_jobs()
         job.refresh_from_db()

@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from tests.factories import make_job
 from videos.models import ModelSpec, Status, VideoJob
 
 pytestmark = pytest.mark.django_db
@@ -277,15 +278,7 @@ def test_reference_upload_is_refused_beside_the_field_or_stored_re_encoded(
 
 @pytest.fixture
 def completed_job(member) -> VideoJob:
-    return VideoJob.objects.create(
-        author=member,
-        model="sora-2",
-        prompt="The original",
-        seconds=4,
-        size="1280x720",
-        status=Status.COMPLETED,
-        upstream_id="video_fuzz_original",
-    )
+    return make_job(member, status=Status.COMPLETED, prompt="The original")
 
 
 @FUZZ
@@ -320,11 +313,7 @@ def test_remix_form_makes_one_remix_or_shows_an_error_and_changes_nothing(
 def test_delete_confirmation_ignores_anything_extra_and_deletes_once(
     member_client, member, provider, query, form
 ):
-    job = VideoJob.objects.create(
-        author=member, model="sora-2", prompt="Doomed", seconds=4, size="1280x720"
-    )
-    job.status = Status.FAILED
-    job.save()
+    job = make_job(member, status=Status.FAILED, prompt="Doomed")
     url = reverse("videos-delete", args=[job.pk])
     assert get(member_client, url, {"next": query, "q": query}).status_code == 200
     response = post(member_client, url, form)
@@ -527,9 +516,7 @@ def range_answer(response) -> bytes:
 
 @pytest.fixture
 def cached_video(member, settings) -> VideoJob:
-    job = VideoJob.objects.create(
-        author=member, model="sora-2", prompt="p", seconds=4, size="1280x720"
-    )
+    job = make_job(member)
     job.video.name = f"videos/{job.pk}/video.mp4"
     path = settings.MEDIA_ROOT / job.video.name
     path.parent.mkdir(parents=True)

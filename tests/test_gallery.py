@@ -4,8 +4,8 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
-from django.utils import timezone
 
+from tests.factories import make_job
 from videos.models import Status, VideoJob
 
 pytestmark = pytest.mark.django_db
@@ -13,15 +13,10 @@ pytestmark = pytest.mark.django_db
 
 def make_jobs(authors, n: int, status=Status.IN_PROGRESS, **fields) -> list[VideoJob]:
     return [
-        VideoJob.objects.create(
-            author=authors[i % len(authors)],
-            model="sora-2",
-            prompt=fields.get("prompt", f"job {i}"),
-            seconds=4,
-            size="1280x720",
+        make_job(
+            authors[i % len(authors)],
             status=status,
-            progress=i % 100,
-            assets_fetched_at=timezone.now() if status == Status.COMPLETED else None,
+            **{"prompt": f"job {i}", "progress": i % 100, **fields},
         )
         for i in range(n)
     ]

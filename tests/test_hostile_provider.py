@@ -20,7 +20,8 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from tests.conftest import API_KEY, ROOT, make_user, run_until_settled, wait_for
+from tests.conftest import API_KEY, ROOT, run_until_settled, wait_for
+from tests.factories import finished_job, make_job, make_person, post_create_form
 from videos import downloads, lifecycle, services, sweep
 from videos.models import ImportRun, ModelSpec, Status, VideoJob
 from videos.probe import verify_download
@@ -100,18 +101,14 @@ def relay(settings) -> Iterator[Server]:
     server.stop()
 
 
-def completed_job(author, upstream_id: str = "video_relay1") -> VideoJob:
-    return VideoJob.objects.create(
-        author=author,
-        model="sora-2",
-        prompt="A relay's video",
-        seconds=4,
-        size="1280x720",
+def completed_job(author) -> VideoJob:
+    """Completed at the relay, its files not downloaded yet."""
+    return make_job(
+        author,
         status=Status.COMPLETED,
-        progress=100,
-        upstream_id=upstream_id,
-        submitted_at=timezone.now(),
-        completed_at=timezone.now(),
+        prompt="A relay's video",
+        upstream_id="video_relay1",
+        assets_fetched_at=None,
     )
 
 
@@ -136,9 +133,7 @@ def test_a_create_answered_with_a_redirect_is_not_sent_on_and_fails_visibly(
     member_client, relay, internal
 ):
     relay.on("POST", "/v1/videos", 307, b"", Location=internal.url + "/v1/videos")
-    data = {"prompt": "Redirected create", "model": "sora-2", "seconds": "4", "size": "1280x720"}
-    assert member_client.post(reverse("videos-create"), data).status_code == 302
-    job = VideoJob.objects.get(prompt="Redirected create")
+    job = post_create_form(member_client, "Redirected create")
     assert job.status == Status.FAILED
     assert "HTTP 307" in job.error_message and "not followed" in job.error_message
     assert internal.requests == [], "the create body never reached the redirect target"
@@ -234,18 +229,11 @@ def test_the_connection_itself_is_checked_so_a_name_rebound_to_loopback_gets_now
 
 
 def test_absurd_numbers_and_over_long_values_never_stop_the_poll_sweep(member, relay, settings):
-    odd = VideoJob.objects.create(
-        author=member, model="sora-2", prompt="odd", seconds=4, size="1280x720",
-        status=Status.IN_PROGRESS, upstream_id="video_odd", submitted_at=timezone.now(),
-    )  # fmt: skip
-    garbled = VideoJob.objects.create(
-        author=member, model="sora-2", prompt="garbled", seconds=4, size="1280x720",
-        status=Status.IN_PROGRESS, upstream_id="video_garbled", submitted_at=timezone.now(),
-    )  # fmt: skip
-    fine = VideoJob.objects.create(
-        author=member, model="sora-2", prompt="fine", seconds=4, size="1280x720",
-        status=Status.IN_PROGRESS, upstream_id="video_fine", submitted_at=timezone.now(),
-    )  # fmt: skip
+    odd = make_job(member, status=Status.IN_PROGRESS, prompt="odd", upstream_id="video_odd")
+    garbled = make_job(
+        member, status=Status.IN_PROGRESS, prompt="garbled", upstream_id="video_garbled"
+    )
+    fine = make_job(member, status=Status.IN_PROGRESS, prompt="fine", upstream_id="video_fine")
     # json.loads reads 1e999 as inf; these are what a broken relay really sends.
     relay.on(
         "GET",
@@ -271,10 +259,7 @@ def test_absurd_numbers_and_over_long_values_never_stop_the_poll_sweep(member, r
 
 @pytest.mark.parametrize("retry_after", ["inf", "nan", "1e999", "9" * 5000, "-5"])
 def test_absurd_retry_after_is_clamped(member, relay, retry_after):
-    job = VideoJob.objects.create(
-        author=member, model="sora-2", prompt="limited", seconds=4, size="1280x720",
-        status=Status.IN_PROGRESS, upstream_id="video_limited", submitted_at=timezone.now(),
-    )  # fmt: skip
+    job = make_job(member, status=Status.IN_PROGRESS, prompt="limited", upstream_id="video_limited")
     relay.on("GET", "/v1/videos/video_limited", 429, {"error": {"message": "slow"}},
              Retry_After=retry_after)  # fmt: skip
     sweep.poll_due_jobs()
@@ -290,17 +275,14 @@ def test_the_api_key_echoed_by_a_provider_is_never_stored_logged_or_shown(
     settings.MUXWEB_API_KEY = key = "sk-live-0123456789abcdef"
     echo = {"error": {"message": f"Bad key {key} for model", "code": f"bad_{key}"}}
     relay.on("POST", "/v1/videos", 400, echo)
-    data = {"prompt": "Echoed key", "model": "sora-2", "seconds": "4", "size": "1280x720"}
-    member_client.post(reverse("videos-create"), data)
-    job = VideoJob.objects.get(prompt="Echoed key")
+    job = post_create_form(member_client, "Echoed key")
     assert job.status == Status.FAILED
     assert key not in job.error_message and key not in job.error_code
     assert "[redacted]" in job.error_message
     page = member_client.get(reverse("videos-detail", args=[job.pk])).content.decode()
     assert key not in page and key not in caplog.text
     # A failed job's own error, sent in a Video object, too.
-    running = completed_job(job.author, "video_echo")
-    VideoJob.objects.filter(pk=running.pk).update(status=Status.IN_PROGRESS)
+    running = make_job(job.author, status=Status.IN_PROGRESS, upstream_id="video_echo")
     error = {"code": "x", "message": f"key {key} refused"}
     relay.on(
         "GET", "/v1/videos/video_echo", 200, video_json("video_echo", status="failed", error=error)
@@ -329,7 +311,7 @@ def test_an_import_skips_jobs_whose_values_no_column_could_hold(admin, relay):
 
 
 def test_the_staff_flag_alone_does_not_import(client, member, catalogue):
-    staff = make_user("stan", "Members", is_staff=True)
+    staff = make_person("stan", "member", is_staff=True)
     client.force_login(staff)
     assert client.post(reverse("videos-import")).status_code == 403
     assert client.get(reverse("videos-import-status")).status_code == 403
@@ -385,13 +367,8 @@ def test_an_import_in_progress_is_shown_and_polled(client, admin):
 
 
 def test_retry_and_remix_of_a_disabled_model_make_no_paid_job(member_client, member, provider):
-    data = {"prompt": "Soon disabled", "model": "sora-2", "seconds": "4", "size": "720x1280"}
-    member_client.post(reverse("videos-create"), data)
-    done = run_until_settled(VideoJob.objects.get(prompt="Soon disabled"))
-    failed = VideoJob.objects.create(
-        author=member, model="sora-2", prompt="failed", seconds=4, size="720x1280",
-        status=Status.FAILED,
-    )  # fmt: skip
+    done = finished_job(member_client, "Soon disabled", size="720x1280")
+    failed = make_job(member, status=Status.FAILED, prompt="failed", size="720x1280")
     ModelSpec.objects.filter(name="sora-2").update(enabled=False)
     upstream_before = len(provider.jobs())
     jobs_before = VideoJob.objects.count()
@@ -409,10 +386,7 @@ def test_retry_and_remix_of_a_disabled_model_make_no_paid_job(member_client, mem
 
 
 def test_retry_of_a_size_the_catalogue_no_longer_offers_is_refused(member_client, member):
-    failed = VideoJob.objects.create(
-        author=member, model="sora-2", prompt="old size", seconds=4, size="1792x1024",
-        status=Status.FAILED,
-    )  # fmt: skip
+    failed = make_job(member, status=Status.FAILED, prompt="old size", size="1792x1024")
     response = member_client.post(reverse("videos-retry", args=[failed.pk]), follow=True)
     assert "makes videos of size" in response.content.decode()
     assert VideoJob.objects.count() == 1
@@ -423,10 +397,7 @@ def test_retry_of_a_size_the_catalogue_no_longer_offers_is_refused(member_client
 
 @pytest.mark.parametrize("status", [Status.SUBMITTING, Status.IN_PROGRESS, Status.COMPLETED])
 def test_the_admin_cannot_delete_a_job_still_running_or_downloading(client, admin, status):
-    job = VideoJob.objects.create(
-        author=admin, model="sora-2", prompt="busy", seconds=4, size="1280x720", status=status,
-        upstream_id="video_busy",
-    )  # fmt: skip
+    job = make_job(admin, status=status, prompt="busy", assets_fetched_at=None)
     client.force_login(admin)
     client.post(reverse("admin:videos_videojob_delete", args=[job.pk]), {"post": "yes"})
     client.post(
@@ -445,9 +416,7 @@ def test_a_gateway_without_thumbnails_still_gives_a_playable_video_and_all_three
     member_client, provider, settings
 ):
     provider.offered_variants = ("video",)
-    data = {"prompt": "Only the video", "model": "sora-2", "seconds": "4", "size": "1280x720"}
-    member_client.post(reverse("videos-create"), data)
-    job = run_until_settled(VideoJob.objects.get(prompt="Only the video"))
+    job = finished_job(member_client, "Only the video")
     assert job.assets_fetched_at and job.fetch_attempts == 1 and not job.fetch_error
     assert sorted(job.variants_not_offered) == ["spritesheet", "thumbnail"]
     media = Path(settings.MEDIA_ROOT)
@@ -464,9 +433,7 @@ def test_a_gateway_without_thumbnails_still_gives_a_playable_video_and_all_three
 
 def test_one_variant_failing_never_holds_back_the_video(member_client, provider):
     provider.inject("content", "500", variant="thumbnail", times=None)
-    data = {"prompt": "Thumbnail trouble", "model": "sora-2", "seconds": "4", "size": "1280x720"}
-    member_client.post(reverse("videos-create"), data)
-    job = VideoJob.objects.get(prompt="Thumbnail trouble")
+    job = post_create_form(member_client, "Thumbnail trouble")
 
     def fetched_once() -> bool:
         sweep.poll_due_jobs()
@@ -519,18 +486,14 @@ def test_files_muxweb_writes_are_private_and_an_old_install_is_tightened_at_star
 def test_downloaded_files_are_private_or_readable_by_the_media_group(
     member_client, settings, provider
 ):
-    data = {"prompt": "Private files", "model": "sora-2", "seconds": "4", "size": "1280x720"}
-    member_client.post(reverse("videos-create"), data)
-    job = run_until_settled(VideoJob.objects.get(prompt="Private files"))
+    job = finished_job(member_client, "Private files")
     media = Path(settings.MEDIA_ROOT)
     for variant in ("video", "thumbnail", "spritesheet"):
         assert stat.S_IMODE((media / job.asset(variant).name).stat().st_mode) == 0o600
     assert stat.S_IMODE(downloads.job_media_dir(job).stat().st_mode) == 0o700
 
     settings.MEDIA_GROUP_ID = os.getgid()
-    data["prompt"] = "Files for nginx"
-    member_client.post(reverse("videos-create"), data)
-    job = run_until_settled(VideoJob.objects.get(prompt="Files for nginx"))
+    job = finished_job(member_client, "Files for nginx")
     video = media / job.video.name
     assert stat.S_IMODE(video.stat().st_mode) == 0o640
     assert stat.S_IMODE(video.parent.stat().st_mode) == 0o2750

@@ -4,16 +4,11 @@ import pytest
 from django.urls import reverse
 
 from tests.conftest import run_until_settled
+from tests.factories import finished_job, make_job, post_create_form
 from videos import downloads, lifecycle, services
 from videos.models import ModelSpec, Status, VideoJob
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def finished_job(client, prompt: str) -> VideoJob:
-    data = {"prompt": prompt, "model": "sora-2", "seconds": "4", "size": "720x1280"}
-    assert client.post(reverse("videos-create"), data).status_code == 302
-    return run_until_settled(VideoJob.objects.get(prompt=prompt))
 
 
 def test_remix_of_a_completed_job_is_made_upstream_from_its_parent_and_shown_as_a_tree(
@@ -63,12 +58,8 @@ def test_failed_job_is_resubmitted_with_the_same_parameters_in_one_click(member_
 
 
 def test_any_job_opens_as_a_prefilled_create_form(member_client, member):
-    job = VideoJob.objects.create(
-        author=member,
-        model="sora-2-pro",
-        prompt="Tides & <b>moons</b>",
-        seconds=12,
-        size="1792x1024",
+    job = make_job(
+        member, prompt="Tides & <b>moons</b>", model="sora-2-pro", seconds=12, size="1792x1024"
     )
     page = member_client.get(reverse("videos-gallery"), {"from": job.pk}).content.decode()
     assert "Tides &amp; &lt;b&gt;moons&lt;/b&gt;</textarea>" in page
@@ -109,20 +100,14 @@ def test_only_the_author_or_an_admin_may_delete(member_client, client, other_mem
 
 
 def test_a_running_job_is_not_deleted(member_client, member):
-    member_client.post(
-        reverse("videos-create"),
-        {"prompt": "Busy", "model": "sora-2", "seconds": "4", "size": "720x1280"},
-    )
-    job = VideoJob.objects.get()
+    job = post_create_form(member_client, "Busy")
     assert job.is_active
     member_client.post(reverse("videos-delete", args=[job.pk]))
     assert VideoJob.objects.filter(pk=job.pk).exists()
 
 
 def test_viewer_can_neither_remix_nor_retry(client, viewer, member):
-    job = VideoJob.objects.create(
-        author=member, model="sora-2", prompt="p", seconds=4, size="720x1280", status=Status.FAILED
-    )
+    job = make_job(member, status=Status.FAILED)
     client.force_login(viewer)
     assert client.post(reverse("videos-retry", args=[job.pk])).status_code == 403
     assert client.post(reverse("videos-remix", args=[job.pk]), {"prompt": "x"}).status_code == 403

@@ -8,23 +8,17 @@ from django.urls import reverse
 from PIL import Image
 
 from tests.conftest import run_until_settled, wait_for
+from tests.factories import finished_job, post_create_form
 from videos import sweep
-from videos.models import Status, VideoJob
+from videos.models import Status
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def post_job(client, prompt: str, **fields) -> VideoJob:
-    data = {"prompt": prompt, "model": "sora-2", "seconds": "4", "size": "1280x720", **fields}
-    response = client.post(reverse("videos-create"), data)
-    assert response.status_code == 302, response.content[:500]
-    return VideoJob.objects.get(prompt=prompt)
 
 
 def test_job_goes_from_form_to_saved_video_thumbnail_and_spritesheet(
     member_client, member, provider, settings
 ):
-    job = post_job(member_client, "A lighthouse at dusk, waves crashing")
+    job = post_create_form(member_client, "A lighthouse at dusk, waves crashing")
     assert job.upstream_id, "the submit task ran and the provider gave an id"
     assert job.status in (Status.QUEUED, Status.IN_PROGRESS)
     assert provider.job(job.upstream_id)["prompt"] == job.prompt
@@ -51,7 +45,7 @@ def test_job_goes_from_form_to_saved_video_thumbnail_and_spritesheet(
 
 
 def test_completed_job_page_plays_and_offers_downloads(member_client, member):
-    job = run_until_settled(post_job(member_client, "Paper boats racing down a gutter"))
+    job = finished_job(member_client, "Paper boats racing down a gutter")
     page = member_client.get(reverse("videos-detail", args=[job.pk])).content.decode()
     video_url = reverse("videos-media", args=[job.pk, "video"])
     assert f'src="{video_url}"' in page
@@ -64,7 +58,7 @@ def test_completed_job_page_plays_and_offers_downloads(member_client, member):
 
 def test_relay_dialect_processing_status_is_followed_to_completion(member_client, provider):
     provider.dialect = "relay"
-    job = post_job(member_client, "A relay-rendered hummingbird")
+    job = post_create_form(member_client, "A relay-rendered hummingbird")
     seen = set()
 
     def completed() -> bool:
@@ -80,7 +74,7 @@ def test_relay_dialect_processing_status_is_followed_to_completion(member_client
 
 
 def test_failed_job_shows_provider_code_and_message_on_card_and_page(member_client):
-    job = run_until_settled(post_job(member_client, "Something [fail] the moderator will block"))
+    job = finished_job(member_client, "Something [fail] the moderator will block")
     assert job.status == Status.FAILED
     assert job.error_code == "moderation_blocked"
     assert job.error_message
@@ -92,7 +86,7 @@ def test_failed_job_shows_provider_code_and_message_on_card_and_page(member_clie
 
 def test_job_the_provider_rejects_at_submit_fails_with_its_error(member_client, settings):
     settings.MUXWEB_API_KEY = "wrong-key"
-    job = post_job(member_client, "Rejected for a bad key")
+    job = post_create_form(member_client, "Rejected for a bad key")
     assert job.status == Status.FAILED
     assert job.error_code == "invalid_api_key"
     assert job.error_message
@@ -100,7 +94,7 @@ def test_job_the_provider_rejects_at_submit_fails_with_its_error(member_client, 
 
 
 def test_completed_job_keeps_its_video_after_the_provider_forgets_it(member_client, provider):
-    job = run_until_settled(post_job(member_client, "Kept forever"))
+    job = finished_job(member_client, "Kept forever")
     provider.reset()  # the provider deleted everything, as it does after expiry
     page = member_client.get(reverse("videos-detail", args=[job.pk])).content.decode()
     assert 'class="player"' in page
@@ -114,7 +108,7 @@ def test_completed_job_keeps_its_video_after_the_provider_forgets_it(member_clie
 def test_job_page_poll_answers_204_until_the_job_changes(
     member_client, django_assert_max_num_queries
 ):
-    job = post_job(member_client, "Watched closely")
+    job = post_create_form(member_client, "Watched closely")
     page = member_client.get(reverse("videos-detail", args=[job.pk])).content.decode()
     poll_url = (
         page.split('id="job-status" class="job-page" hx-get="')[1]

@@ -9,6 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from tests.conftest import run_until_settled
+from tests.factories import finished_job, make_job, post_create_form
 from videos import lifecycle
 from videos.models import MAX_RENDER_TIME, Status, VideoJob, map_upstream_status
 
@@ -34,15 +35,8 @@ def test_provider_status_words_map_to_ours(word, status):
     assert map_upstream_status(word) == status
 
 
-def make_job(member, **fields) -> VideoJob:
-    defaults = {"model": "sora-2", "prompt": "p", "seconds": 4, "size": "1280x720"}
-    return VideoJob.objects.create(author=member, **{**defaults, **fields})
-
-
 def test_unknown_status_keeps_polling_until_the_render_time_cap_then_fails(member):
-    job = make_job(
-        member, status=Status.IN_PROGRESS, upstream_id="video_x", submitted_at=timezone.now()
-    )
+    job = make_job(member, status=Status.IN_PROGRESS, upstream_id="video_x")
     lifecycle.apply_upstream(job, {"id": "video_x", "status": "thinking", "progress": 5})
     assert job.status == Status.IN_PROGRESS and job.next_poll_at is not None
 
@@ -62,11 +56,7 @@ def test_failed_status_without_error_object_still_says_why(member):
 
 
 def test_job_the_provider_forgot_fails_after_a_few_404s(member_client, provider):
-    member_client.post(
-        reverse("videos-create"),
-        {"prompt": "Soon forgotten", "model": "sora-2", "seconds": "4", "size": "1280x720"},
-    )
-    job = VideoJob.objects.get()
+    job = post_create_form(member_client, "Soon forgotten")
     assert job.upstream_id
     provider.reset()  # the provider loses every job
     job = run_until_settled(job, timeout=60)
@@ -82,11 +72,7 @@ def test_files_that_expire_before_download_are_given_up_and_the_page_says_so(
 ):
     provider.expires_after = 0
     try:
-        member_client.post(
-            reverse("videos-create"),
-            {"prompt": "Gone too soon", "model": "sora-2", "seconds": "4", "size": "1280x720"},
-        )
-        job = run_until_settled(VideoJob.objects.get())
+        job = finished_job(member_client, "Gone too soon")
     finally:
         provider.expires_after = 3600
     assert job.status == Status.COMPLETED
@@ -105,11 +91,7 @@ def test_the_api_key_never_reaches_a_page_or_a_log(
     provider_key = provider.api_key
     provider.api_key = settings.MUXWEB_API_KEY
     try:
-        member_client.post(
-            reverse("videos-create"),
-            {"prompt": "Keyed", "model": "sora-2", "seconds": "4", "size": "1280x720"},
-        )
-        job = run_until_settled(VideoJob.objects.get())
+        job = finished_job(member_client, "Keyed")
     finally:
         provider.api_key = provider_key
     client.force_login(admin)
@@ -128,9 +110,7 @@ def test_the_api_key_never_reaches_a_page_or_a_log(
 
 
 def test_polls_respect_the_providers_hint_and_slow_down_while_nothing_moves(member):
-    job = make_job(
-        member, status=Status.IN_PROGRESS, upstream_id="video_p", submitted_at=timezone.now()
-    )
+    job = make_job(member, status=Status.IN_PROGRESS, upstream_id="video_p")
 
     def wait_after(progress: int, hint: float | None) -> float:
         lifecycle.apply_upstream(
@@ -146,11 +126,7 @@ def test_polls_respect_the_providers_hint_and_slow_down_while_nothing_moves(memb
 
 
 def test_a_failed_download_is_retried_with_backoff_until_it_succeeds(member_client, settings):
-    member_client.post(
-        reverse("videos-create"),
-        {"prompt": "Retry me", "model": "sora-2", "seconds": "4", "size": "1280x720"},
-    )
-    job = VideoJob.objects.get()
+    job = post_create_form(member_client, "Retry me")
     good_key = settings.MUXWEB_API_KEY
     deadline = time.monotonic() + 30
     while job.status != Status.COMPLETED and time.monotonic() < deadline:

@@ -7,7 +7,7 @@ import pytest
 from django.urls import reverse
 from django.utils.http import http_date
 
-from tests.conftest import make_user
+from tests.factories import make_job, make_person
 from videos.media import parse_range, sniff_content_type
 from videos.models import VideoJob
 
@@ -18,9 +18,7 @@ BODY = bytes(range(256)) * 40  # 10,240 bytes
 
 @pytest.fixture
 def job(member, settings) -> VideoJob:
-    job = VideoJob.objects.create(
-        author=member, model="sora-2", prompt="p", seconds=4, size="1280x720"
-    )
+    job = make_job(member)
     path = settings.MEDIA_ROOT / f"videos/{job.pk}/video.mp4"
     path.parent.mkdir(parents=True)
     path.write_bytes(BODY)
@@ -155,7 +153,7 @@ def test_unchanged_media_answers_304_only_after_the_access_check(client, member,
     anonymous = media(client, job, If_None_Match=etag)
     assert anonymous.status_code == 302
     assert anonymous["Location"].startswith(reverse("login"))
-    client.force_login(make_user("oscar"))  # in no team group
+    client.force_login(make_person("oscar"))  # in no team group
     outsider = media(client, job, If_None_Match=etag)
     assert outsider.status_code == 403
     assert "ETag" not in outsider

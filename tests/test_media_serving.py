@@ -14,7 +14,8 @@ from django.core.exceptions import SuspiciousFileOperation
 from django.test import RequestFactory
 from django.urls import reverse
 
-from tests.conftest import ROOT, make_user
+from tests.conftest import ROOT
+from tests.factories import make_job, make_person
 from videos.media import serve_file
 from videos.models import VideoJob
 
@@ -26,9 +27,7 @@ ODD_NAME = 'clip 1 "ü" #2 100%?;&+.mp4'
 
 @pytest.fixture
 def job(member, settings) -> VideoJob:
-    job = VideoJob.objects.create(
-        author=member, model="sora-2", prompt="p", seconds=4, size="1280x720"
-    )
+    job = make_job(member)
     store(job, f"videos/{job.pk}/video.mp4", settings)
     return job
 
@@ -177,7 +176,7 @@ def test_the_access_check_still_gates_every_mode(client, job, settings, mode):
     anonymous = get(client, job)
     assert anonymous.status_code == 302
     assert anonymous["Location"].startswith(reverse("login"))
-    client.force_login(make_user("oscar"))  # in no team group
+    client.force_login(make_person("oscar"))  # in no team group
     outsider = get(client, job)
     assert outsider.status_code == 403
     for response in (anonymous, outsider):

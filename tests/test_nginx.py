@@ -17,7 +17,8 @@ import pytest
 import requests
 from django.urls import reverse
 
-from tests.conftest import ROOT, make_user, run_until_settled
+from tests.conftest import ROOT, run_until_settled
+from tests.factories import make_person
 from videos import services
 from videos.models import ModelSpec, Status, VideoJob
 
@@ -274,7 +275,7 @@ def test_the_internal_location_cannot_be_fetched_directly(nginx, video_job):
 
 
 def test_an_account_in_no_team_group_gets_no_file_through_nginx(nginx, video_job):
-    make_user("oscar")
+    make_person("oscar")
     response = log_in(nginx, "oscar").get(media_url(nginx, video_job))
     assert response.status_code == 403
     assert not response.content.startswith(video_bytes(video_job)[:12])

@@ -4,7 +4,8 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 
-from tests.conftest import make_user, run_until_settled
+from tests.conftest import run_until_settled
+from tests.factories import finished_job, make_job, make_person, post_create_form
 from videos import downloads, lifecycle, services, sweep
 from videos.models import ModelSpec, Status, VideoJob
 
@@ -42,8 +43,7 @@ def test_a_submit_task_delivered_twice_submits_once(member, catalogue, provider)
 
 
 def test_a_download_task_delivered_twice_keeps_one_set_of_files(member_client, settings):
-    member_client.post(reverse("videos-create"), FORM)
-    job = run_until_settled(VideoJob.objects.get())
+    job = finished_job(member_client, "Once only")
     downloads.fetch_assets(job.pk)
     media_dir = settings.MEDIA_ROOT / "videos" / str(job.pk)
     assert sorted(p.name for p in media_dir.iterdir()) == [
@@ -56,8 +56,7 @@ def test_a_download_task_delivered_twice_keeps_one_set_of_files(member_client, s
 def test_a_rejected_key_while_polling_backs_off_shows_on_the_job_and_recovers(
     member_client, settings
 ):
-    member_client.post(reverse("videos-create"), FORM)
-    job = VideoJob.objects.get()
+    job = post_create_form(member_client, "Once only")
     good_key = settings.MUXWEB_API_KEY
     settings.MUXWEB_API_KEY = "rotated-away"
     job.next_poll_at = None
@@ -77,10 +76,8 @@ def test_a_rejected_key_while_polling_backs_off_shows_on_the_job_and_recovers(
 
 
 def test_an_account_in_no_team_group_sees_nothing(client, member, catalogue):
-    job = VideoJob.objects.create(
-        author=member, model="sora-2", prompt="Team only", seconds=4, size="720x1280"
-    )
-    client.force_login(make_user("stranger"))
+    job = make_job(member, prompt="Team only")
+    client.force_login(make_person("stranger"))
     for url in (
         reverse("videos-gallery"),
         reverse("videos-gallery-poll") + f"?ids={job.pk}",

@@ -5,7 +5,7 @@ from django.contrib.auth.models import AnonymousUser, Group
 from django.urls import reverse
 
 from accounts.roles import Role, can, role_of
-from tests.conftest import make_user
+from tests.factories import make_job, make_person
 from videos.models import VideoJob
 
 pytestmark = pytest.mark.django_db
@@ -33,20 +33,20 @@ EXPECTED: dict[str, tuple[Role | None, str]] = {
 
 @pytest.fixture
 def personas(member, other_member, viewer, admin) -> dict[str, object]:
-    both = make_user("bo", "Members")
+    both = make_person("bo", "member")
     both.groups.add(Group.objects.get(name="Viewers"))
     return {
         "anonymous": AnonymousUser(),
-        "outsider": make_user("olga"),
-        "inactive member": make_user("ines", "Members", is_active=False),
+        "outsider": make_person("olga"),
+        "inactive member": make_person("ines", "member", active=False),
         "viewer": viewer,
         "member": member,
         "other member": other_member,
         "admin": admin,
-        "staff member (not superuser)": make_user("stan", "Members", is_staff=True),
-        "staff in no group": make_user("sten", is_staff=True),
-        "superuser without the staff flag": make_user("sue", is_superuser=True),
-        "inactive superuser": make_user("ivo", is_staff=True, is_superuser=True, is_active=False),
+        "staff member (not superuser)": make_person("stan", "member", is_staff=True),
+        "staff in no group": make_person("sten", is_staff=True),
+        "superuser without the staff flag": make_person("sue", is_superuser=True),
+        "inactive superuser": make_person("ivo", "admin", active=False),
         "in both groups": both,
     }
 
@@ -77,7 +77,7 @@ def test_every_persona_has_the_role_and_may_do_what_the_table_says(personas, mem
 
 
 def test_a_viewer_may_not_delete_what_they_made_as_a_member(member):
-    job = VideoJob.objects.create(author=member, model="sora-2", prompt="p", seconds=4)
+    job = make_job(member)
     assert can(member, "delete", job)
     member.groups.set([Group.objects.get(name="Viewers")])
     demoted = type(member).objects.get(pk=member.pk)
@@ -127,7 +127,7 @@ def test_migrate_leaves_each_role_group_with_its_permissions(db):
 
 
 def test_the_admin_link_is_shown_to_those_who_may_use_the_admin(client, admin, member):
-    staff_member = make_user("stan", "Members", is_staff=True)
+    staff_member = make_person("stan", "member", is_staff=True)
     for user, shown in ((admin, True), (staff_member, False), (member, False)):
         client.force_login(user)
         page = client.get(reverse("videos-gallery")).content.decode()

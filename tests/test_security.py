@@ -25,7 +25,8 @@ from django.views.debug import ExceptionReporter
 from django_q.models import Schedule, Task
 
 from muxweb.security import CONTENT_SECURITY_POLICY, client_address
-from tests.conftest import ROOT, run_until_settled, wait_for
+from tests.conftest import ROOT, wait_for
+from tests.factories import finished_job, make_job, post_create_form
 from videos import lifecycle, sweep
 from videos.management.commands import up
 from videos.models import Status, VideoJob, WebhookEvent
@@ -449,16 +450,7 @@ def test_the_policy_allows_nothing_inline_and_nothing_from_elsewhere():
 
 @pytest.fixture
 def job(member) -> VideoJob:
-    return VideoJob.objects.create(
-        author=member,
-        model="sora-2",
-        prompt="A policy-abiding lighthouse",
-        seconds=4,
-        size="1280x720",
-        status=Status.FAILED,
-        error_code="moderation_blocked",
-        error_message="Blocked.",
-    )
+    return make_job(member, status=Status.FAILED, prompt="A policy-abiding lighthouse")
 
 
 def test_every_response_carries_the_policy(client, admin, member, job):
@@ -597,12 +589,6 @@ def keyed_provider(settings, live_server, monkeypatch, tmp_path) -> Iterator[Sim
     simulator.stop()
 
 
-def create(client: Client, prompt: str) -> VideoJob:
-    form = {"prompt": prompt, "model": "sora-2", "seconds": "4", "size": "1280x720"}
-    assert client.post(reverse("videos-create"), form).status_code == 302
-    return VideoJob.objects.get(prompt=prompt)
-
-
 def body(response: HttpResponse) -> str:
     content = b"".join(response.streaming_content) if response.streaming else response.content
     return f"{response.status_code} {dict(response.headers)}\n" + content.decode(errors="replace")
@@ -643,25 +629,25 @@ def test_the_api_key_and_webhook_secret_never_reach_a_page_log_report_or_task_re
     # A job that completes through a 500 and a 429 on the way, its end announced by webhook.
     provider.inject("retrieve", "500", times=1)
     provider.inject("content", "429", times=1, retry_after=0.1)
-    done = run_until_settled(create(member_client, "A kite over the dunes"))
+    done = finished_job(member_client, "A kite over the dunes")
     assert done.status == Status.COMPLETED and done.video
     wait_for(lambda: any(d["status"] == 200 for d in provider.webhook_log), timeout=15)
     # One the provider refuses, one the gateway answers with its own error page.
-    blocked = run_until_settled(create(member_client, "A [fail] moderated scene"))
+    blocked = finished_job(member_client, "A [fail] moderated scene")
     assert blocked.error_code == "moderation_blocked"
     provider.inject("create", "502", times=1)
-    gateway = run_until_settled(create(member_client, "Through a bad gateway"))
+    gateway = finished_job(member_client, "Through a bad gateway")
     assert gateway.is_terminal
     # A running job, polled with a key the provider does not know: the 401 shows on it.
     provider.render_seconds = 120
-    running = create(member_client, "A slow glacier")
+    running = post_create_form(member_client, "A slow glacier")
     settings.MUXWEB_API_KEY = WRONG_KEY
     VideoJob.objects.filter(pk=running.pk).update(next_poll_at=timezone.now())
     sweep.poll_due_jobs()
     running.refresh_from_db()
     assert "Incorrect API key" in running.error_message
     # A new job with that key fails at once, and so does an import.
-    refused = create(member_client, "Refused at the door")
+    refused = post_create_form(member_client, "Refused at the door")
     assert refused.status == Status.FAILED and refused.error_code == "invalid_api_key"
     client.force_login(admin)
     client.post(reverse("videos-import"))

@@ -12,6 +12,7 @@ from django.urls import reverse
 from standardwebhooks.webhooks import Webhook
 
 from tests.conftest import wait_for
+from tests.factories import post_create_form
 from videos import lifecycle, sweep
 from videos.models import Status, VideoJob, WebhookEvent
 
@@ -69,11 +70,7 @@ def deliver(
 @pytest.fixture
 def completed_upstream(member_client, provider) -> VideoJob:
     """A job the provider finished while nobody polled it."""
-    member_client.post(
-        reverse("videos-create"),
-        {"prompt": "Told by webhook", "model": "sora-2", "seconds": "4", "size": "720x1280"},
-    )
-    job = VideoJob.objects.get()
+    job = post_create_form(member_client, "Told by webhook")
     wait_for(lambda: provider.job(job.upstream_id)["status"] == "completed", timeout=20)
     return job
 
@@ -223,11 +220,7 @@ def test_with_webhooks_arriving_running_jobs_fall_back_to_a_slow_safety_poll(
     member_client, provider
 ):
     provider.render_seconds = 60
-    member_client.post(
-        reverse("videos-create"),
-        {"prompt": "Slow one", "model": "sora-2", "seconds": "4", "size": "720x1280"},
-    )
-    job = VideoJob.objects.get()
+    job = post_create_form(member_client, "Slow one")
     quick = (job.next_poll_at - job.updated_at).total_seconds()
     assert quick < 5
     deliver(event("video_elsewhere"))  # webhooks are reaching us
@@ -244,11 +237,7 @@ def test_simulator_webhook_completes_a_job_with_no_polling_at_all(
     provider.webhook_url = live_server.url + reverse("webhooks-videos")
     provider.webhook_secret = SECRET
     try:
-        member_client.post(
-            reverse("videos-create"),
-            {"prompt": "Heard back", "model": "sora-2", "seconds": "4", "size": "720x1280"},
-        )
-        job = VideoJob.objects.get()
+        job = post_create_form(member_client, "Heard back")
         # Nothing here polls: only the provider's signed webhook can move the job on.
         wait_for(lambda: VideoJob.objects.get(pk=job.pk).assets_fetched_at is not None, timeout=30)
     finally:

@@ -1,27 +1,17 @@
 """A real `manage.py qcluster` process does the work: submit, poll sweep, download."""
 
 import pytest
-from django.urls import reverse
 
 from tests.conftest import wait_for
-from videos.models import Status, VideoJob
+from tests.factories import post_create_form
+from videos.models import Status
 
 pytestmark = pytest.mark.worker
 
 
 def test_real_worker_takes_a_job_from_form_post_to_saved_files(qcluster, member, client, settings):
     client.force_login(member)
-    response = client.post(
-        reverse("videos-create"),
-        {
-            "prompt": "Rain on a tin roof, close up",
-            "model": "sora-2",
-            "seconds": "4",
-            "size": "720x1280",
-        },
-    )
-    assert response.status_code == 302
-    job = VideoJob.objects.get()
+    job = post_create_form(client, "Rain on a tin roof, close up")
 
     def settled() -> bool:
         assert qcluster.poll() is None, "the worker process died"
