@@ -33,6 +33,8 @@ ALLOWED: dict[str, frozenset[Role]] = {
     "delete": frozenset({Role.ADMIN, Role.MEMBER}),
     "import": frozenset({Role.ADMIN}),
     "use_admin": frozenset({Role.ADMIN}),
+    # Everyone's lines on the usage page (the others see their own and the team's total).
+    "view_team_usage": frozenset({Role.ADMIN}),
     # The activity log: who did what.
     "view_activity": frozenset({Role.ADMIN}),
 }
@@ -62,7 +64,7 @@ def role_of(user: AbstractBaseUser | AnonymousUser) -> Role | None:
 
 def can(user: AbstractBaseUser | AnonymousUser, action: str, job: Authored | None = None) -> bool:
     """Whether the user may do `action` ("view", "create", "delete", "import", "use_admin",
-    "view_activity"), to
+    "view_team_usage", "view_activity"), to
     `job` for "delete". An unknown action, or "delete" without its job, is an error: a typo must
     neither allow nor deny quietly."""
     if action not in ALLOWED:

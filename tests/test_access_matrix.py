@@ -163,6 +163,13 @@ EXPECTED: dict[str, Row] = {
     "videos-delete": Row(
         url("videos-delete", job_id), get="L 403 403 200 403 200", post="L 403 403 302 403 302"
     ),
+    # Usage: the whole team (each sees their own lines and the team's total; admins everyone's).
+    "videos-usage": Row(
+        url("videos-usage"), get="L 403 200 200 200 200", post="L 405 405 405 405 405"
+    ),
+    "videos-usage-csv": Row(
+        url("videos-usage-csv"), get="L 403 200 200 200 200", post="L 405 405 405 405 405"
+    ),
     # The activity log: admins only.
     "accounts-activity": Row(
         url("accounts-activity"), get="L 403 403 403 403 200", post="L 405 405 405 405 405"

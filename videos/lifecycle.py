@@ -385,6 +385,8 @@ def apply_upstream(
     elif status == Status.COMPLETED:
         job.progress = 100
         job.completed_at = video.completed_at or job.completed_at or now
+        if previous_status != Status.COMPLETED:
+            job.final_cost = job.settled_cost(seconds=video.seconds, size=video.size)
         job.error_code = job.error_message = ""
         job.next_poll_at = None
     elif job.is_overdue(now):

@@ -190,6 +190,7 @@ LIFECYCLE_FIELDS = [
     "error_code",
     "error_message",
     "completed_at",
+    "final_cost",
     "expires_at",
     "next_poll_at",
     "poll_count",
@@ -263,6 +264,11 @@ class VideoJob(models.Model):
     size = models.CharField(_("size"), max_length=20)
     price_per_second = models.DecimalField(
         _("price per second"), max_digits=8, decimal_places=4, null=True, blank=True
+    )
+    # What the job cost, fixed when it completed: the catalogue's price then, for the length and
+    # size the provider reports. A later price change does not rewrite it; a failure costs nothing.
+    final_cost = models.DecimalField(
+        _("cost"), max_digits=10, decimal_places=2, null=True, blank=True
     )
     remix_of = models.ForeignKey(
         "self",
@@ -351,9 +357,25 @@ class VideoJob(models.Model):
 
     @property
     def cost(self) -> Decimal | None:
+        """What it cost once completed, else what it is estimated to cost."""
+        if self.final_cost is not None:
+            return self.final_cost
         if self.price_per_second is None:
             return None
         return (self.price_per_second * self.seconds).quantize(Decimal("0.01"))
+
+    def settled_cost(self, *, seconds: int | None, size: str) -> Decimal | None:
+        """The cost to fix at completion: the catalogue's price now for the length and size the
+        provider reports (what was asked where it reports nothing)."""
+        size = size or self.size
+        seconds = seconds or self.seconds
+        spec = ModelSpec.objects.filter(name=self.model).first()
+        price = spec.price_per_second(size) if spec is not None else None
+        if price is None:
+            price = self.price_per_second
+        if price is None or not seconds:
+            return None
+        return (price * seconds).quantize(Decimal("0.01"))
 
     @property
     def render_seconds(self) -> int | None:

@@ -28,6 +28,7 @@ from muxweb.text import spreadsheet_cell, without_control_characters
 from videos import media, services
 from videos.forms import CreateJobForm, RemixForm
 from videos.models import VARIANTS, ImportRun, ModelSpec, ModelUnavailable, Status, VideoJob
+from videos.usage import chart_bars, month_usage, parse_month
 
 PAGE_SIZE = 24
 POLL_SECONDS = 2
@@ -460,3 +461,54 @@ def healthz(request: HttpRequest) -> HttpResponse:
     except Exception:
         return JsonResponse({"status": "error", "database": "unreachable"}, status=503)
     return JsonResponse({"status": "ok"})
+
+
+@require_GET
+def usage(request: HttpRequest) -> HttpResponse:
+    """A month's generated seconds and cost per member, model and day, with a chart. Admins see
+    everyone; members and viewers see their own lines and the team's total."""
+    require_team(request)
+    context = usage_context(request)
+    return render(request, "videos/usage.html", context)
+
+
+def usage_context(request: HttpRequest) -> dict:
+    month = parse_month(request.GET.get("month", ""))
+    everyone = can(request.user, "view_team_usage")
+    report = month_usage(month, only_author_id=None if everyone else request.user.pk)
+    bars, peak = chart_bars(report.days)
+    previous = (month - timedelta(days=1)).replace(day=1)
+    following = (month + timedelta(days=32)).replace(day=1)
+    return {
+        "report": report,
+        "everyone": everyone,
+        "bars": bars,
+        "peak": peak,
+        "month_value": month.strftime("%Y-%m"),
+        "previous_month": previous.strftime("%Y-%m"),
+        "next_month": following.strftime("%Y-%m") if following <= timezone.localdate() else None,
+    }
+
+
+USAGE_COLUMNS = ["month", "breakdown", "key", "jobs", "seconds", "cost"]
+
+
+@require_GET
+def usage_csv(request: HttpRequest) -> HttpResponse:
+    """The usage page's numbers, the same rows as its tables."""
+    require_team(request)
+    context = usage_context(request)
+    report, month = context["report"], context["month_value"]
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="muxweb-usage-{month}.csv"'
+    response.write("\ufeff")
+    writer = csv.writer(response)
+    writer.writerow(USAGE_COLUMNS)
+    lines = [("team", [report.total])]
+    lines += [("member", report.members), ("model", report.models), ("day", report.days)]
+    for breakdown, rows in lines:
+        for line in rows:
+            writer.writerow(
+                [month, breakdown, spreadsheet_cell(line.key), line.jobs, line.seconds, line.cost]
+            )
+    return response
