@@ -101,6 +101,8 @@ def test_catalogue_changes_imports_and_login_lockouts_are_recorded(client, admin
 
     services.import_upstream_jobs()
     assert ActivityEntry.objects.filter(action=Action.IMPORT).exists()
+    page = client.get(reverse("accounts-activity")).content.decode()
+    assert "0 added" in page and "Changed the model catalogue" in page and "disabled" in page
 
     client.logout()
     for _attempt in range(settings.MUXWEB_LOGIN_FAILURE_LIMIT):
