@@ -119,15 +119,16 @@ def import_upstream_jobs(*, page_size: int = 100, max_pages: int = IMPORT_MAX_PA
     provider id."""
     client = default_client()
     specs = {spec.name: spec for spec in ModelSpec.objects.all()}
-    added = 0
+    added = seen = 0
     after = None
     for _page in range(max_pages):
         listing, videos, page_added = _import_page(client, specs, page_size, after)
         added += page_added
+        seen += len(videos)
         if not listing.get("has_more") or not videos:
             break
         after = next_page_after(listing, videos)
-    record(None, Action.IMPORT, added=added, source="command line")
+    record(None, Action.IMPORT, added=added, checked=seen, source="command line")
     if added:
         kick_poll_sweep()
     return added
