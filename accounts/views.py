@@ -15,23 +15,14 @@ from django.views.decorators.http import require_GET
 
 from accounts.models import Action, ActivityEntry
 from accounts.roles import can
-from muxweb.text import spreadsheet_cell
+from muxweb.text import CsvLines, parse_id, spreadsheet_cell
 
 ACTIVITY_PAGE_SIZE = 50
-# The largest id a bigint column holds: a cursor past it names no entry.
-MAX_ID = 2**63 - 1
 
 
 def require(request: HttpRequest, action: str) -> None:
     if not can(request.user, action):
         raise PermissionDenied
-
-
-def _id(value: str) -> int | None:
-    if not (value.isascii() and value.isdigit()) or len(value) > len(str(MAX_ID)):
-        return None
-    number = int(value)
-    return number if 0 < number <= MAX_ID else None
 
 
 def _day(value: str) -> date | None:
@@ -51,7 +42,7 @@ def activity_filters(request: HttpRequest) -> tuple[QuerySet[ActivityEntry], dic
         "to": request.GET.get("to", ""),
     }
     entries = ActivityEntry.objects.all()
-    if (person := _id(filters["person"])) is not None:
+    if (person := parse_id(filters["person"])) is not None:
         entries = entries.filter(actor_id=person)
     else:
         filters["person"] = ""
@@ -78,7 +69,7 @@ def activity(request: HttpRequest) -> HttpResponse:
     shown): no COUNT, no OFFSET, the same cost at a million entries."""
     require(request, "view_activity")
     entries, filters = activity_filters(request)
-    older, newer = _id(request.GET.get("older", "")), _id(request.GET.get("newer", ""))
+    older, newer = parse_id(request.GET.get("older", "")), parse_id(request.GET.get("newer", ""))
     if newer is not None:
         page = list(entries.filter(id__gt=newer).order_by("id")[: ACTIVITY_PAGE_SIZE + 1])
         has_newer = len(page) > ACTIVITY_PAGE_SIZE
@@ -110,17 +101,12 @@ def activity(request: HttpRequest) -> HttpResponse:
 ACTIVITY_COLUMNS = ["id", "at", "who", "action", "video", "details"]
 
 
-class _Lines:
-    def write(self, line: str) -> str:
-        return line
-
-
 @require_GET
 def activity_csv(request: HttpRequest) -> StreamingHttpResponse:
     """The filtered log as CSV, streamed from one query however long it is."""
     require(request, "view_activity")
     entries, _filters = activity_filters(request)
-    writer = csv.writer(_Lines())
+    writer = csv.writer(CsvLines())
     rows = itertools.chain(
         ["\ufeff" + writer.writerow(ACTIVITY_COLUMNS)],
         (

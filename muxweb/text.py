@@ -26,3 +26,26 @@ def spreadsheet_cell(value: object) -> str:
     """The value as inert text: no control characters, never read as a formula."""
     text = without_control_characters("" if value is None else str(value))
     return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+# The largest id a bigint column holds: a larger number names no row, and SQLite cannot even
+# compare a column with it.
+MAX_ID = 2**63 - 1
+
+
+def parse_id(value: str) -> int | None:
+    """The id written in `value` (plain ASCII digits, no sign), or None if it names no row.
+
+    str.isdigit() alone is not enough: it accepts "²" and "٣", which int() refuses or reads."""
+    if not (value.isascii() and value.isdigit()) or len(value) > len(str(MAX_ID)):
+        return None
+    number = int(value)
+    return number if 0 < number <= MAX_ID else None
+
+
+class CsvLines:
+    """Where csv.writer writes: each row comes back as the string it would have written, so a
+    response can stream rows as they are made."""
+
+    def write(self, line: str) -> str:
+        return line

@@ -24,7 +24,7 @@ from django.utils.translation import gettext
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.roles import can
-from muxweb.text import spreadsheet_cell, without_control_characters
+from muxweb.text import CsvLines, parse_id, spreadsheet_cell, without_control_characters
 from videos import media, services
 from videos.forms import CreateJobForm, RemixForm
 from videos.models import VARIANTS, ImportRun, ModelSpec, ModelUnavailable, Status, VideoJob
@@ -34,19 +34,6 @@ PAGE_SIZE = 24
 POLL_SECONDS = 2
 # The most job ids one gallery poll may ask about (a page shows PAGE_SIZE cards).
 MAX_POLL_IDS = 100
-# The largest id a bigint column holds: a larger number names no job, and SQLite cannot even
-# compare a column with it.
-MAX_ID = 2**63 - 1
-
-
-def parse_id(value: str) -> int | None:
-    """The id written in `value` (plain ASCII digits, no sign), or None if it names no job.
-
-    str.isdigit() alone is not enough: it accepts "²" and "٣", which int() refuses or reads."""
-    if not (value.isascii() and value.isdigit()) or len(value) > len(str(MAX_ID)):
-        return None
-    number = int(value)
-    return number if 0 < number <= MAX_ID else None
 
 
 def require_team(request: HttpRequest) -> None:
@@ -196,13 +183,6 @@ def export_row(job: VideoJob) -> list[str]:
     ]
 
 
-class _Lines:
-    """Where csv.writer writes: each row comes back as the string it would have written."""
-
-    def write(self, line: str) -> str:
-        return line
-
-
 @require_GET
 def export_jobs(request: HttpRequest) -> StreamingHttpResponse:
     """The team's history, filtered like the gallery, as CSV for cost accounting.
@@ -212,7 +192,7 @@ def export_jobs(request: HttpRequest) -> StreamingHttpResponse:
     """
     require_team(request)
     jobs, _filters = filtered_jobs(request)
-    writer = csv.writer(_Lines())
+    writer = csv.writer(CsvLines())
     rows = itertools.chain(
         # The byte order mark tells spreadsheets the file is UTF-8.
         ["\ufeff" + writer.writerow(EXPORT_COLUMNS)],
