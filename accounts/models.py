@@ -1,4 +1,4 @@
-"""People's records: the activity log, append-only."""
+"""People's records: the activity log (append-only), profiles and budgets."""
 
 from django.conf import settings
 from django.db import models
@@ -78,3 +78,58 @@ class ActivityEntry(models.Model):
 
     def delete(self, *args, **kwargs):
         raise AppendOnly("activity entries cannot be deleted")
+
+
+class Profile(models.Model):
+    """What a person chose for themselves on My account, and the budget an admin gave them."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, primary_key=True, on_delete=models.CASCADE, related_name="profile"
+    )
+    # Empty: the browser's language (the header's switch, else Accept-Language).
+    language = models.CharField(
+        _("language"), max_length=10, blank=True, choices=settings.LANGUAGES
+    )
+    # An IANA name ("Europe/Paris"); empty: the server's TIME_ZONE.
+    time_zone = models.CharField(_("time zone"), max_length=64, blank=True)
+    browser_notifications = models.BooleanField(_("browser notifications"), default=False)
+    # What this person may spend in a month; empty: no limit of their own.
+    monthly_budget = models.DecimalField(
+        _("monthly budget"), max_digits=10, decimal_places=2, null=True, blank=True
+    )
+    # Raised each time a set-password link is issued: only the newest link works.
+    password_link_generation = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        verbose_name = _("profile")
+        verbose_name_plural = _("profiles")
+
+    def __str__(self) -> str:
+        return str(self.user)
+
+    @classmethod
+    def of(cls, user) -> "Profile":
+        profile, _created = cls.objects.get_or_create(user=user)
+        return profile
+
+
+class TeamBudget(models.Model):
+    """The team's monthly budget: one row (pk 1). Creates lock it, so that two creates racing
+    for the last dollar take turns."""
+
+    monthly_budget = models.DecimalField(
+        _("team monthly budget"), max_digits=10, decimal_places=2, null=True, blank=True
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("team budget")
+        verbose_name_plural = _("team budget")
+
+    def __str__(self) -> str:
+        return str(self.monthly_budget or "-")
+
+    @classmethod
+    def current(cls) -> "TeamBudget":
+        budget, _created = cls.objects.get_or_create(pk=1)
+        return budget

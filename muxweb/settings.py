@@ -112,6 +112,8 @@ INSTALLED_APPS = [
     "django_q",
     "axes",
     "template_partials",
+    # Only for its template filters (money, counts).
+    "muxweb",
     "accounts",
     "videos",
 ]

@@ -270,6 +270,11 @@ class VideoJob(models.Model):
     final_cost = models.DecimalField(
         _("cost"), max_digits=10, decimal_places=2, null=True, blank=True
     )
+    # The estimated cost held against the month's budgets from create until the job ends (see
+    # videos.budgets): then `final_cost` counts instead, or nothing for a failure.
+    reserved_cost = models.DecimalField(
+        _("reserved"), max_digits=10, decimal_places=2, null=True, blank=True
+    )
     remix_of = models.ForeignKey(
         "self",
         verbose_name=_("remix of"),

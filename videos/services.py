@@ -9,6 +9,7 @@ import shutil
 import time
 import uuid
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 
 from django.conf import settings
@@ -20,6 +21,7 @@ from PIL import Image
 from accounts.activity import record
 from accounts.models import Action
 from muxweb import datadir
+from videos import budgets
 from videos.downloads import job_media_dir
 from videos.images import fit_to_size
 from videos.lifecycle import FIRST_POLL_DELAY, apply_upstream, listed_videos, next_page_after
@@ -58,7 +60,9 @@ def create_job(
 
     Every new job, whatever made it (the form, Retry, Remix), is checked against the catalogue
     here: a model that is disabled or gone, or a length or size it does not offer, raises
-    ModelUnavailable and nothing is made or paid.
+    ModelUnavailable and nothing is made or paid. Its estimated cost is then reserved against
+    the author's and the team's monthly budgets: past either, it raises OverBudget (a
+    ModelUnavailable too) and nothing is made or sent.
     """
     if client_token:
         existing = VideoJob.objects.filter(client_token=client_token).first()
@@ -70,15 +74,20 @@ def create_job(
     )
     if refusals:
         raise ModelUnavailable(list(refusals.values()))
+    price = spec.price_per_second(size)
+    estimate = None if price is None else (price * seconds).quantize(Decimal("0.01"))
     try:
         with transaction.atomic():
+            # Refused here, before the row exists and so before anything is sent.
+            budgets.reserve(author, estimate)
             job = VideoJob.objects.create(
                 author=author,
                 model=spec.name,
                 prompt=prompt,
                 seconds=seconds,
                 size=size,
-                price_per_second=spec.price_per_second(size),
+                price_per_second=price,
+                reserved_cost=estimate,
                 remix_of=remix_of,
                 client_token=client_token or None,
                 next_poll_at=timezone.now() + TASK_LEASE,

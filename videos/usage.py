@@ -39,12 +39,17 @@ def parse_month(value: str) -> date:
         year, month = (int(part) for part in value.split("-")) if len(value) == 7 else (0, 0)
         return date(year, month, 1)
     except ValueError:
-        today = timezone.localdate()
-        return today.replace(day=1)
+        return this_month()
+
+
+def this_month() -> date:
+    """The first day of the current month in TIME_ZONE (not the reader's own time zone: the
+    team's months are the same for everyone)."""
+    return timezone.localdate(timezone=timezone.get_default_timezone()).replace(day=1)
 
 
 def month_bounds(month: date) -> tuple[datetime, datetime]:
-    zone = timezone.get_current_timezone()
+    zone = timezone.get_default_timezone()
     days = calendar.monthrange(month.year, month.month)[1]
     start = datetime.combine(month, time.min, tzinfo=zone)
     return start, datetime.combine(month + timedelta(days=days), time.min, tzinfo=zone)
@@ -84,7 +89,7 @@ def month_usage(month: date, *, only_author_id: int | None = None) -> MonthUsage
     by_day = {
         line.key: line
         for line in _lines(
-            mine.annotate(day=TruncDate("completed_at", tzinfo=timezone.get_current_timezone())),
+            mine.annotate(day=TruncDate("completed_at", tzinfo=timezone.get_default_timezone())),
             "day",
         )
     }

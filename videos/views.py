@@ -28,7 +28,7 @@ from muxweb.text import CsvLines, parse_id, spreadsheet_cell, without_control_ch
 from videos import media, services
 from videos.forms import CreateJobForm, RemixForm
 from videos.models import VARIANTS, ImportRun, ModelSpec, ModelUnavailable, Status, VideoJob
-from videos.usage import chart_bars, month_usage, parse_month
+from videos.usage import chart_bars, month_usage, parse_month, this_month
 
 PAGE_SIZE = 24
 POLL_SECONDS = 2
@@ -466,7 +466,7 @@ def usage_context(request: HttpRequest) -> dict:
         "peak": peak,
         "month_value": month.strftime("%Y-%m"),
         "previous_month": previous.strftime("%Y-%m"),
-        "next_month": following.strftime("%Y-%m") if following <= timezone.localdate() else None,
+        "next_month": following.strftime("%Y-%m") if following <= this_month() else None,
     }
 
 

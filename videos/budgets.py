@@ -1,0 +1,131 @@
+"""Monthly budgets: what a person and the team have spent this month, and the check every create
+makes before anything is sent.
+
+A job's estimated cost is reserved when it is created (`VideoJob.reserved_cost`) and counts while
+the job runs; when it ends it is settled: a completed job counts its `final_cost` in the month it
+completed, a failed one nothing. So this month's spend is what completed this month plus what is
+still running. Months follow TIME_ZONE, as on the usage page.
+
+The limits themselves (accounts.models.Profile.monthly_budget, TeamBudget) belong to accounts;
+the spend is made of jobs, so the arithmetic lives here, beside them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.db import transaction
+from django.db.models import Sum
+from django.utils.translation import gettext as _
+
+from accounts.models import Profile, TeamBudget
+from muxweb.money import money
+from videos.models import ACTIVE_STATUSES, ModelUnavailable, VideoJob
+from videos.usage import completed_in, this_month
+
+ZERO = Decimal("0.00")
+
+
+class OverBudget(ModelUnavailable):
+    """A create refused because it would take the person or the team past a monthly budget;
+    nothing was made or sent."""
+
+
+def spent_this_month(author_id: int | None = None) -> Decimal:
+    """What completed this month plus what is still reserved by running jobs: of `author_id`,
+    or the whole team's."""
+    completed = completed_in(this_month())
+    running = VideoJob.objects.filter(status__in=ACTIVE_STATUSES)
+    if author_id is not None:
+        completed = completed.filter(author_id=author_id)
+        running = running.filter(author_id=author_id)
+    done = completed.aggregate(total=Sum("final_cost"))["total"] or ZERO
+    held = running.aggregate(total=Sum("reserved_cost"))["total"] or ZERO
+    return (done + held).quantize(ZERO)
+
+
+@dataclass
+class Limit:
+    """One budget as it stands this month."""
+
+    budget: Decimal
+    spent: Decimal
+    mine: bool  # the person's own budget, or the team's
+
+    @property
+    def left(self) -> Decimal:
+        return max(self.budget - self.spent, ZERO)
+
+
+@dataclass
+class Allowance:
+    """The budgets a person's next create is checked against: theirs and the team's (either may
+    be unset)."""
+
+    person: Limit | None
+    team: Limit | None
+
+    @property
+    def binding(self) -> Limit | None:
+        """The limit with the least left, the one a create runs into first."""
+        limits = [limit for limit in (self.person, self.team) if limit is not None]
+        return min(limits, key=lambda limit: limit.left, default=None)
+
+    @property
+    def left(self) -> Decimal | None:
+        limit = self.binding
+        return None if limit is None else limit.left
+
+    def refusal(self, cost: Decimal | None) -> str | None:
+        """Why a job estimated at `cost` may not start, or None if it fits."""
+        for limit in (self.person, self.team):
+            if limit is None or cost is None or cost <= limit.left:
+                continue
+            values = {"cost": money(cost), "left": money(limit.left), "budget": money(limit.budget)}
+            if limit.mine:
+                return (
+                    _(
+                        "This video would cost %(cost)s, but only %(left)s of your %(budget)s "
+                        "monthly budget is left. Choose a shorter or smaller video, or ask an "
+                        "admin to raise your budget."
+                    )
+                    % values
+                )
+            return (
+                _(
+                    "This video would cost %(cost)s, but only %(left)s of the team's %(budget)s "
+                    "monthly budget is left. Ask an admin to raise the team's budget."
+                )
+                % values
+            )
+        return None
+
+
+def allowance_for(user) -> Allowance:
+    """The person's and the team's budgets as they stand now. Two or three queries when a
+    budget is set; one to read the budgets otherwise."""
+    team_budget = TeamBudget.objects.filter(pk=1).values_list("monthly_budget", flat=True).first()
+    person_budget = (
+        Profile.objects.filter(user_id=user.pk).values_list("monthly_budget", flat=True).first()
+    )
+    return Allowance(
+        person=None
+        if person_budget is None
+        else Limit(person_budget, spent_this_month(user.pk), mine=True),
+        team=None if team_budget is None else Limit(team_budget, spent_this_month(), mine=False),
+    )
+
+
+def reserve(user, cost: Decimal | None) -> None:
+    """Check, inside the create's transaction, that `cost` fits the person's and the team's
+    budgets; raise OverBudget if not. The team's row is locked first (PostgreSQL: FOR UPDATE;
+    SQLite: every transaction here is BEGIN IMMEDIATE, one writer at a time), so the spend read
+    here cannot change before the job that reserves it is saved and committed."""
+    assert transaction.get_connection().in_atomic_block, "reserve() belongs in the create's transaction"
+    TeamBudget.objects.get_or_create(pk=1)
+    list(TeamBudget.objects.select_for_update().filter(pk=1))
+    message = allowance_for(user).refusal(cost)
+    if message:
+        raise OverBudget(message)
+
