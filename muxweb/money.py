@@ -7,7 +7,7 @@ from django.utils.translation import gettext as _
 
 
 def money(amount: Decimal | int | float | None) -> str:
-    """"$1,234.50" in English, "US$1,234.50" in Chinese; an unknown amount is a dash. Prices in
+    """ "$1,234.50" in English, "US$1,234.50" in Chinese; an unknown amount is a dash. Prices in
     the catalogue are US dollars."""
     if amount is None:
         return "—"

@@ -154,4 +154,3 @@ def reserve(user, cost: Decimal | None) -> None:
     message = allowance_for(user).refusal(cost)
     if message:
         raise OverBudget(message)
-

@@ -3,7 +3,7 @@ number (leading zeros, more digits than a database id holds) is a 404 before a v
 
 from django.urls import path, register_converter
 
-from videos import views
+from videos import notifications, views
 
 
 class JobIdConverter:
@@ -25,6 +25,7 @@ urlpatterns = [
     path("", views.gallery, name="videos-gallery"),
     path("videos/poll", views.gallery_poll, name="videos-gallery-poll"),
     path("videos/export.csv", views.export_jobs, name="videos-export"),
+    path("notifications/", notifications.poll, name="videos-notifications"),
     path("usage/", views.usage, name="videos-usage"),
     path("usage/export.csv", views.usage_csv, name="videos-usage-csv"),
     path("videos/new", views.create_job, name="videos-create"),

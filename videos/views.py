@@ -25,7 +25,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from accounts.roles import can
 from muxweb.text import CsvLines, parse_id, spreadsheet_cell, without_control_characters
-from videos import media, services
+from videos import budgets, media, services
 from videos.forms import CreateJobForm, RemixForm
 from videos.models import VARIANTS, ImportRun, ModelSpec, ModelUnavailable, Status, VideoJob
 from videos.usage import chart_bars, month_usage, parse_month, this_month
@@ -90,6 +90,7 @@ def gallery_context(request: HttpRequest, form: CreateJobForm | None = None) -> 
     if form is None and can(request.user, "create"):
         form = CreateJobForm(specs=specs, initial=duplicate_of(request))
     return {
+        **(composer_context(request, form) if form is not None else {}),
         "page": page,
         "jobs": page.object_list,
         "filters": filters,
@@ -235,13 +236,28 @@ def gallery_poll(request: HttpRequest) -> HttpResponse:
     return render(request, "videos/partials/poll.html", context)
 
 
+def composer_context(
+    request: HttpRequest, form: CreateJobForm, *, refused: str | None = None
+) -> dict:
+    """The create form with what is left of this month's budgets: the estimate beside the
+    Generate button says what is left, and warns before a create that would not fit."""
+    allowance = budgets.allowance_for(request.user)
+    return {
+        "form": form,
+        "allowance": allowance,
+        "budget_refusal": refused or allowance.refusal(form.estimated_cost()),
+        "budget_refused": refused is not None,
+    }
+
+
 @require_GET
 def compose_options(request: HttpRequest) -> HttpResponse:
-    """The model-dependent part of the create form, redrawn when the model changes."""
+    """The model-dependent part of the create form, redrawn when the model, length or size
+    changes: its estimate and what is left of the budgets follow the choices."""
     if not can(request.user, "create"):
         raise PermissionDenied
     form = CreateJobForm.for_choices(catalogue(), request.GET)
-    return render(request, "videos/gallery.html#compose-options", {"form": form})
+    return render(request, "videos/gallery.html#compose-options", composer_context(request, form))
 
 
 @require_POST
@@ -255,7 +271,7 @@ def create_job(request: HttpRequest) -> HttpResponse:
     form = CreateJobForm(request.POST, request.FILES, specs=catalogue())
     if not form.is_valid():
         if request.htmx:
-            return render(request, "videos/gallery.html#composer", {"form": form})
+            return render(request, "videos/gallery.html#composer", composer_context(request, form))
         # Without JavaScript: the whole page again, errors beside their fields.
         return render(request, "videos/gallery.html", gallery_context(request, form))
     data = form.cleaned_data
@@ -269,19 +285,26 @@ def create_job(request: HttpRequest) -> HttpResponse:
             client_token=data["token"] or None,
             reference=data.get("input_reference"),
         )
+    except budgets.OverBudget as exc:
+        # Beside the Generate button, saying what is left; nothing was made or sent.
+        context = composer_context(request, form, refused=" ".join(exc.messages))
+        if request.htmx:
+            return render(request, "videos/gallery.html#composer", context)
+        return render(request, "videos/gallery.html", {**gallery_context(request, form), **context})
     except ModelUnavailable as exc:
         # The catalogue changed since the form was checked (an admin disabled the model).
         form.add_error("model", exc)
         if request.htmx:
-            return render(request, "videos/gallery.html#composer", {"form": form})
+            return render(request, "videos/gallery.html#composer", composer_context(request, form))
         return render(request, "videos/gallery.html", gallery_context(request, form))
     if not request.htmx:
         return redirect("videos-gallery")
+    fresh_form = CreateJobForm(
+        specs=list(form.specs.values()),
+        initial={k: data[k] for k in ("model", "seconds", "size")},
+    )
     context = {
-        "form": CreateJobForm(
-            specs=list(form.specs.values()),
-            initial={k: data[k] for k in ("model", "seconds", "size")},
-        ),
+        **composer_context(request, fresh_form),
         "new_job": VideoJob.objects.for_cards().get(pk=job.pk),
     }
     return render(request, "videos/partials/created.html", context)
