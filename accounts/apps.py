@@ -40,8 +40,12 @@ class AccountsConfig(AppConfig):
 
     def ready(self) -> None:
         from axes.signals import user_locked_out
+        from django.contrib.auth.signals import user_logged_in
+
+        from accounts.preferences import on_login
 
         user_locked_out.connect(record_lockout, dispatch_uid="accounts-record-lockout")
+        user_logged_in.connect(on_login, dispatch_uid="accounts-preferences-on-login")
         # Run when the app that owns the permissions has migrated: Django creates them then
         # (its handler is connected before this one), and this app migrates before it.
         post_migrate.connect(ensure_role_groups, sender=self.apps.get_app_config(PERMISSIONS_APP))

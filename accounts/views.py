@@ -1,20 +1,24 @@
-"""The team's pages: the activity log (admins)."""
+"""The team's pages: the activity log (admins) and My account (everyone)."""
 
 import csv
 import itertools
 import json
 from datetime import date, datetime, time, timedelta
 
-from django.contrib.auth import get_user_model
+from django.contrib import messages
+from django.contrib.auth import get_user_model, update_session_auth_hash
+from django.contrib.auth.forms import PasswordChangeForm
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
-from django.shortcuts import render
-from django.utils import timezone
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone, translation
+from django.utils.translation import gettext
 from django.views.decorators.http import require_GET
 
-from accounts.models import Action, ActivityEntry
-from accounts.roles import can
+from accounts.models import Action, ActivityEntry, Profile
+from accounts.preferences import PreferencesForm, remember
+from accounts.roles import can, role_of
 from muxweb.text import CsvLines, parse_id, spreadsheet_cell
 
 ACTIVITY_PAGE_SIZE = 50
@@ -130,3 +134,42 @@ def activity_csv(request: HttpRequest) -> StreamingHttpResponse:
     filename = f"muxweb-activity-{timezone.localdate().isoformat()}.csv"
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
+
+
+def account(request: HttpRequest) -> HttpResponse:
+    """My account, for everyone signed in: password, language, time zone, browser
+    notifications, and what I spent this month against my budget."""
+    # Imported here: the spend is made of jobs, and the videos app builds on this one.
+    from videos.budgets import allowance_for, spent_this_month
+
+    profile = Profile.of(request.user)
+    preferences = PreferencesForm(instance=profile)
+    password = PasswordChangeForm(request.user, prefix="password")
+    if request.method == "POST" and "password-old_password" in request.POST:
+        password = PasswordChangeForm(request.user, request.POST, prefix="password")
+        if password.is_valid():
+            password.save()
+            # Changing the password signs out every other session, not this one.
+            update_session_auth_hash(request, password.user)
+            messages.success(request, gettext("Your password was changed."))
+            return redirect("accounts-account")
+    elif request.method == "POST":
+        preferences = PreferencesForm(request.POST, instance=profile)
+        if preferences.is_valid():
+            profile = preferences.save()
+            remember(request, profile)
+            translation.activate(profile.language or request.LANGUAGE_CODE)
+            messages.success(request, gettext("Your preferences were saved."))
+            return redirect("accounts-account")
+    elif request.method != "GET":
+        return HttpResponseNotAllowed(["GET", "POST"])
+    allowance = allowance_for(request.user)
+    context = {
+        "preferences": preferences,
+        "password": password,
+        "spent": spent_this_month(request.user.pk),
+        "budget": allowance.person,
+        "team_budget": allowance.team,
+        "role": role_of(request.user),
+    }
+    return render(request, "accounts/account.html", context)

@@ -130,6 +130,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # Everything is behind login unless a view says @login_not_required.
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    # The signed-in person's own language and time zone, over the browser's.
+    "accounts.preferences.apply_preferences",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",

@@ -4,8 +4,8 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
 from django.urls import include, path
-from django.views.i18n import set_language
 
+from accounts.preferences import switch_language
 from muxweb.security import AdminLoginForm, LoginForm
 from videos.views import healthz
 from videos.webhooks import receive_video_event
@@ -23,7 +23,7 @@ urlpatterns = [
     ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     # The language switch works on the login page too.
-    path("i18n/setlang/", login_not_required(set_language), name="set_language"),
+    path("i18n/setlang/", login_not_required(switch_language), name="set_language"),
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
     path("webhooks/videos", receive_video_event, name="webhooks-videos"),
