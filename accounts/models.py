@@ -17,6 +17,7 @@ class Action(models.TextChoices):
     ACCOUNT_DEACTIVATED = "account_deactivated", _("Deactivated an account")
     ACCOUNT_REACTIVATED = "account_reactivated", _("Reactivated an account")
     BUDGET_CHANGE = "budget_change", _("Changed a budget")
+    PASSWORD_LINK = "password_link", _("Made a set-password link")
     CATALOGUE_CHANGE = "catalogue_change", _("Changed the model catalogue")
     LOGIN_LOCKOUT = "login_lockout", _("Login locked out")
 

@@ -37,6 +37,8 @@ ALLOWED: dict[str, frozenset[Role]] = {
     "view_team_usage": frozenset({Role.ADMIN}),
     # The activity log: who did what.
     "view_activity": frozenset({Role.ADMIN}),
+    # The team page: adding people, roles, deactivating, set-password links and budgets.
+    "manage_team": frozenset({Role.ADMIN}),
 }
 JOB_ACTIONS = frozenset({"delete"})
 
@@ -64,9 +66,9 @@ def role_of(user: AbstractBaseUser | AnonymousUser) -> Role | None:
 
 def can(user: AbstractBaseUser | AnonymousUser, action: str, job: Authored | None = None) -> bool:
     """Whether the user may do `action` ("view", "create", "delete", "import", "use_admin",
-    "view_team_usage", "view_activity"), to
-    `job` for "delete". An unknown action, or "delete" without its job, is an error: a typo must
-    neither allow nor deny quietly."""
+    "view_team_usage", "view_activity", "manage_team"), to `job` for "delete". An unknown
+    action, or "delete" without its job, is an error: a typo must neither allow nor deny
+    quietly."""
     if action not in ALLOWED:
         raise ValueError(f"unknown action {action!r}; known: {', '.join(ALLOWED)}")
     if action in JOB_ACTIONS and job is None:

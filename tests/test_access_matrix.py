@@ -170,6 +170,52 @@ EXPECTED: dict[str, Row] = {
     "videos-usage-csv": Row(
         url("videos-usage-csv"), get="L 403 200 200 200 200", post="L 405 405 405 405 405"
     ),
+    # My account: everyone signed in, an account in no team group too (its password is its own).
+    "accounts-account": Row(
+        url("accounts-account"), get="L 200 200 200 200 200", post="L 302 302 302 302 302"
+    ),
+    # The Team page and its changes: admins only. A GET of a change that takes something away
+    # (a demotion, a deactivation) is its confirmation page; the others are POST only.
+    "accounts-team": Row(
+        url("accounts-team"), get="L 403 403 403 403 200", post="L 405 405 405 405 405"
+    ),
+    "accounts-team-add": Row(
+        url("accounts-team-add"), get="L 405 405 405 405 405", post="L 403 403 403 403 200"
+    ),
+    "accounts-team-budget": Row(
+        url("accounts-team-budget"), get="L 405 405 405 405 405", post="L 403 403 403 403 302"
+    ),
+    "accounts-team-role": Row(
+        url("accounts-team-role", obj("user")),
+        get="L 403 403 403 403 302",
+        post="L 403 403 403 403 302",
+    ),
+    "accounts-team-deactivate": Row(
+        url("accounts-team-deactivate", obj("user")),
+        get="L 403 403 403 403 200",
+        post="L 403 403 403 403 302",
+    ),
+    "accounts-team-reactivate": Row(
+        url("accounts-team-reactivate", obj("user")),
+        get="L 405 405 405 405 405",
+        post="L 403 403 403 403 302",
+    ),
+    "accounts-team-link": Row(
+        url("accounts-team-link", obj("user")),
+        get="L 405 405 405 405 405",
+        post="L 403 403 403 403 200",
+    ),
+    "accounts-team-person-budget": Row(
+        url("accounts-team-person-budget", obj("user")),
+        get="L 405 405 405 405 405",
+        post="L 403 403 403 403 302",
+    ),
+    # A set-password link works without login, for whoever holds it; a made-up one says so.
+    "accounts-set-password": Row(
+        url("accounts-set-password", lambda world: "MQ", lambda world: "abc-123"),
+        get="200 200 200 200 200 200",
+        post="200 200 200 200 200 200",
+    ),
     # The activity log: admins only.
     "accounts-activity": Row(
         url("accounts-activity"), get="L 403 403 403 403 200", post="L 405 405 405 405 405"
@@ -325,6 +371,24 @@ def test_every_url_answers_each_persona_as_the_table_says(world, persona, method
         write_files(world.job)  # a delete removes them with the job
         got = outcome(request(world, persona, method, path, csrf=True))
         expected = getattr(row, method).split()[column]
+        if got != expected:
+            wrong.append(f"{method.upper()} {path} ({key}): expected {expected}, got {got}")
+    assert not wrong, "\n".join(wrong)
+
+
+@pytest.mark.parametrize("method", ["get", "post"])
+def test_a_deactivated_account_gets_what_an_anonymous_visitor_gets(world, method):
+    """A member deactivated while signed in: their open session is worth nothing from the next
+    request on, on every URL."""
+    world.users["deactivated"] = make_person("dora", "member")
+    world.users["deactivated"].is_active = False
+    world.users["deactivated"].save()
+    wrong = []
+    for key, row in EXPECTED.items():
+        path = row.url(world)
+        write_files(world.job)
+        got = outcome(request(world, "deactivated", method, path, csrf=True))
+        expected = getattr(row, method).split()[PERSONAS.index("anonymous")]
         if got != expected:
             wrong.append(f"{method.upper()} {path} ({key}): expected {expected}, got {got}")
     assert not wrong, "\n".join(wrong)
