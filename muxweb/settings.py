@@ -287,6 +287,8 @@ FILE_UPLOAD_HANDLERS = [
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", _("English")), ("zh-hans", _("Simplified Chinese"))]
 LOCALE_PATHS = [BASE_DIR / "locale"]
+# Where our formats differ from Django's for a language (digit grouping in Chinese).
+FORMAT_MODULE_PATH = ["muxweb.formats"]
 TIME_ZONE = env_str("TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True

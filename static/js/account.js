@@ -15,7 +15,7 @@
       button.hidden = true;
       return;
     }
-    button.textContent = button.dataset.label.replace("%s", zone.replace(/_/g, " "));
+    button.textContent = button.dataset.label + ": " + zone.replace(/_/g, " ");
     button.dataset.zone = zone;
     button.hidden = false;
   }
