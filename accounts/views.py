@@ -172,6 +172,8 @@ def account(request: HttpRequest) -> HttpResponse:
             return redirect("accounts-account")
     elif request.method != "GET":
         return HttpResponseNotAllowed(["GET", "POST"])
+    # Django focuses the old password: here it would scroll the page past the spend on load.
+    password.fields["old_password"].widget.attrs.pop("autofocus", None)
     allowance = allowance_for(request.user)
     context = {
         "preferences": preferences,

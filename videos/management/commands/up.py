@@ -78,7 +78,7 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.WARNING(
                 f"Created the first account. Username: admin  Password: {password}\n"
-                "This password is shown only once: log in and change it under Admin."
+                "This password is shown only once: log in and change it on My account (/account/)."
             )
         )
 
