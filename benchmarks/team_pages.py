@@ -159,6 +159,11 @@ def run(options) -> None:
 
     settings.ALLOWED_HOSTS = ["*"]
     settings.SECURE_SSL_REDIRECT = False
+    # No collectstatic here: plain storage, files found where they are.
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
     admin = User.objects.create_user("ada", password="x", is_staff=True, is_superuser=True)
     member = User.objects.create_user("mia", password="x")
     member.groups.add(Group.objects.get(name="Members"))

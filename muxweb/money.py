@@ -9,9 +9,14 @@ from django.utils.translation import gettext as _
 def money(amount: Decimal | int | float | None) -> str:
     """ "$1,234.50" in English, "US$1,234.50" in Chinese; an unknown amount is a dash. Prices in
     the catalogue are US dollars."""
-    if amount is None:
+    try:
+        amount = Decimal(str(amount))
+        if not amount.is_finite():
+            raise ArithmeticError(amount)
+        amount = amount.quantize(Decimal("0.01"))
+    except ArithmeticError:
+        # None, an empty or a non-number (an old activity entry's snapshot): unknown.
         return "—"
-    amount = Decimal(str(amount)).quantize(Decimal("0.01"))
     digits = number_format(abs(amount), 2, use_l10n=True, force_grouping=True)
     # Translators: a price in US dollars; keep %(amount)s.
     text = _("$%(amount)s") % {"amount": digits}
