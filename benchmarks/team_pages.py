@@ -68,7 +68,7 @@ def fill(jobs: int, entries: int, people: int) -> None:
     random.seed(7)
     users = list(User.objects.all())
     for index in range(people):
-        users.append(User.objects.create_user(f"person{index}", password="x"))
+        users.append(User.objects.create_user(f"person{index}"))
     now = timezone.now()
     statuses = [Status.COMPLETED] * 8 + [Status.FAILED]
     batch = []
@@ -164,8 +164,8 @@ def run(options) -> None:
         **settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
-    admin = User.objects.create_user("ada", password="x", is_staff=True, is_superuser=True)
-    member = User.objects.create_user("mia", password="x")
+    admin = User.objects.create_user("ada", is_staff=True, is_superuser=True)
+    member = User.objects.create_user("mia")
     member.groups.add(Group.objects.get(name="Members"))
     running = make_job(member, status=Status.IN_PROGRESS)
     make_job(member, status=Status.COMPLETED)
