@@ -287,7 +287,10 @@ def set_budget(actor, user, amount: Decimal | None) -> bool:
 
 def email_configured() -> bool:
     """Whether this site sends email: Django's defaults (SMTP to localhost) count as not set up."""
-    return settings.EMAIL_HOST != "localhost" or settings.EMAIL_BACKEND != DEFAULT_EMAIL_BACKEND
+    return (
+        settings.EMAIL_HOST not in ("", "localhost")
+        or settings.EMAIL_BACKEND != DEFAULT_EMAIL_BACKEND
+    )
 
 
 def email_link(user, url: str) -> bool:
