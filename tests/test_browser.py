@@ -2,14 +2,12 @@
 and on every page, nothing the Content Security Policy blocks and nothing in the console."""
 
 import io
-import os
 import re
 import time
-from pathlib import Path
 
 import pytest
 from PIL import Image
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from muxweb.security import CONTENT_SECURITY_POLICY
 from tests.conftest import ARTIFACTS, wait_for
@@ -17,66 +15,6 @@ from tests.factories import make_job
 from videos.models import Status
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker]
-
-CHROMIUM = Path("/usr/bin/chromium")
-# Quiet, offline-safe flags for a sandboxed root session (see Debian's chromium package).
-CHROMIUM_ARGS = [
-    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
-
-
-@pytest.fixture(scope="session")
-def browser():
-    if not CHROMIUM.exists():
-        if os.environ.get("CI"):
-            pytest.fail("CI must install Debian's chromium package")
-        pytest.skip("needs Debian's chromium (apt-get install chromium)")
-    # Playwright's sync API runs an event loop in this thread; the ORM calls in the test are safe.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-# Runs in every page before its own scripts: reports what the policy blocked back to the test.
-REPORT_VIOLATIONS = """
-document.addEventListener("securitypolicyviolation", (event) => {
-  window.reportPolicyViolation(
-    `${event.violatedDirective} blocked ${event.blockedURI || "inline code"} ` +
-    `in ${event.sourceFile || event.documentURI}:${event.lineNumber}`
-  );
-});
-"""
-
-
-@pytest.fixture
-def page(browser, live_server) -> Page:
-    context = browser.new_context(
-        base_url=live_server.url, viewport={"width": 1280, "height": 900}, locale="en-US"
-    )
-    page = context.new_page()
-    # Every console message, every policy violation, and every answer from the server that a
-    # policy applies to (pages and htmx requests) with its Content-Security-Policy header.
-    page.console_messages = []
-    page.policy_violations = []
-    page.answers = []
-    page.on("console", lambda msg: page.console_messages.append(f"{msg.type}: {msg.text}"))
-    page.on("pageerror", lambda exc: page.console_messages.append(f"pageerror: {exc}"))
-    context.expose_function(
-        "reportPolicyViolation", lambda text: page.policy_violations.append(text)
-    )
-    context.add_init_script(REPORT_VIOLATIONS)
-    page.on(
-        "response",
-        lambda response: (
-            response.request.resource_type in ("document", "xhr", "fetch")
-            and page.answers.append(response)
-        ),
-    )
-    yield page
-    context.close()
 
 
 def assert_nothing_blocked_or_logged(page: Page, visited: list[str]) -> None:
