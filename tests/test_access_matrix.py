@@ -170,6 +170,10 @@ EXPECTED: dict[str, Row] = {
     "videos-usage-csv": Row(
         url("videos-usage-csv"), get="L 403 200 200 200 200", post="L 405 405 405 405 405"
     ),
+    # The toasts' poll: whoever has a role (it only ever speaks of the asker's own jobs).
+    "videos-notifications": Row(
+        url("videos-notifications"), get="L 403 204 204 204 204", post="L 405 405 405 405 405"
+    ),
     # My account: everyone signed in, an account in no team group too (its password is its own).
     "accounts-account": Row(
         url("accounts-account"), get="L 200 200 200 200 200", post="L 302 302 302 302 302"

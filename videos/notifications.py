@@ -7,6 +7,7 @@ without a trigger once none runs) plus a toast for each watched job that ended. 
 turns a toast into a browser notification for people who asked for them on My account.
 """
 
+from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -33,7 +34,7 @@ TOAST_FIELDS = (
 )
 
 
-def running_ids(user) -> list[int]:
+def running_ids(user: AbstractBaseUser) -> list[int]:
     """The ids of the user's own jobs that still change (files being saved included), newest
     first: one query on the author's index."""
     jobs = VideoJob.objects.filter(author=user).needing_work().order_by("-pk")
