@@ -5,6 +5,7 @@ keeps secrets out of error reports."""
 import ipaddress
 import math
 from collections.abc import Callable
+from urllib.parse import urlencode
 
 from axes.attempts import get_cool_off_threshold
 from axes.helpers import get_client_username
@@ -12,13 +13,15 @@ from axes.models import AccessAttempt
 from django.conf import settings
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.forms import AuthenticationForm
+from django.contrib.auth.middleware import LoginRequiredMiddleware
 from django.core.exceptions import RequestDataTooBig
 from django.core.files.uploadhandler import FileUploadHandler
 from django.core.validators import MaxLengthValidator
 from django.db.models import Sum
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import render, resolve_url
 from django.views.debug import SafeExceptionReporterFilter
+from django_htmx.http import HttpResponseClientRedirect
 
 # Nothing inline and nothing from another origin: scripts and styles are files under /static/,
 # htmx reads its configuration from a <meta> (no eval, no injected <style>), and blob: is the
@@ -169,3 +172,17 @@ class LoginForm(BoundedUsername, AuthenticationForm):
 
 class AdminLoginForm(BoundedUsername, AdminAuthenticationForm):
     pass
+
+
+class LoginRequired(LoginRequiredMiddleware):
+    """Django's LoginRequiredMiddleware, but an htmx request from a page whose session ended
+    (signed out in another tab, deactivated) sends the whole page to the login page, instead of
+    swapping the login form into a card or a poller."""
+
+    def handle_no_permission(self, request: HttpRequest, view_func) -> HttpResponse:
+        htmx = getattr(request, "htmx", None)
+        if not htmx:
+            return super().handle_no_permission(request, view_func)
+        page = htmx.current_url_abs_path or "/"
+        login = resolve_url(self.get_login_url(view_func))
+        return HttpResponseClientRedirect(f"{login}?{urlencode({'next': page})}")

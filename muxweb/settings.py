@@ -129,7 +129,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # Everything is behind login unless a view says @login_not_required.
-    "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "muxweb.security.LoginRequired",
     # The signed-in person's own language and time zone, over the browser's.
     "accounts.preferences.apply_preferences",
     "django.contrib.messages.middleware.MessageMiddleware",

@@ -442,3 +442,18 @@ def test_ticking_browser_notifications_asks_the_browser_and_explains_a_refusal(p
     # Chromium's [DOM] hints about the page's password form are not this script's business.
     trouble = [m for m in page.console_messages if not m.startswith("verbose: [DOM]")]
     assert trouble + page.policy_violations == []
+
+
+def test_a_poll_after_the_session_ended_sends_the_whole_page_to_the_login_page(client, member):
+    """Signed out in another tab (or deactivated): the next htmx poll does not swap the login
+    form into the page, it takes the page there and back afterwards."""
+    page = "http://testserver/usage/?month=2026-11"
+    response = client.get(
+        reverse("videos-notifications") + "?ids=1",
+        headers={"HX-Request": "true", "HX-Current-URL": page},
+    )
+    assert response.status_code == 200
+    assert response["HX-Redirect"] == "/accounts/login/?next=%2Fusage%2F%3Fmonth%3D2026-11"
+    # Without htmx, the usual redirect.
+    plain = client.get(reverse("videos-notifications"))
+    assert plain.status_code == 302 and plain["Location"].startswith("/accounts/login/?next=")

@@ -442,3 +442,58 @@ def test_a_new_link_is_recorded_without_the_link(admin_client, member):
     assert entry.subject == {"username": "mia"}
     path = re.search(r"/account/set-password/[^\"'<\s]+", response.content.decode()).group(0)
     assert path not in str(entry.subject)
+
+
+@pytest.mark.browser
+def test_an_admin_adds_a_member_who_sets_a_password_generates_and_hears_it_is_done(
+    page, live_server, admin
+):
+    """The whole way in a real browser: the admin adds nina on the Team page and copies the
+    link; nina opens it, sets her password, logs in, switches to Chinese, generates a video at
+    the simulator and sees the completion toast, with nothing blocked by the policy."""
+    from playwright.sync_api import expect
+
+    from tests.conftest import ARTIFACTS, run_until_settled
+    from tests.test_browser import assert_nothing_blocked_or_logged, log_in
+
+    log_in(page, "ada", "pw-ada")
+    page.click("nav.topnav >> text=Team")
+    page.fill("input[name=username]", "nina")
+    page.select_option("select[name=role]", "member")
+    page.click("form[action='/team/add'] button[type=submit]")
+    link = page.locator("#new-link").input_value()
+    assert "/account/set-password/" in link
+    page.screenshot(path=ARTIFACTS / "team-added.png", full_page=True)
+    page.click("nav.topnav button:has-text('Log out')")
+
+    page.goto(link)
+    page.fill("input[name=new_password1]", "nina-sets-her-own-81")
+    page.fill("input[name=new_password2]", "nina-sets-her-own-81")
+    page.click("main button[type=submit]")
+    expect(page.locator(".messages")).to_contain_text("Your password is set")
+    page.fill("#id_username", "nina")
+    page.fill("#id_password", "nina-sets-her-own-81")
+    page.click("main button[type=submit]")
+    expect(page.locator("#composer")).to_be_visible()
+    page.click("header button[lang=zh-hans]")
+    expect(page.locator("html")).to_have_attribute("lang", "zh-hans")
+    assert Profile.objects.get(user__username="nina").language == "zh-hans"
+
+    page.fill("#id_prompt", "Nina's first shot: a red kite over dunes")
+    page.click("#generate")
+    expect(page.locator(".job-card").first).to_contain_text("Nina's first shot")
+    job = VideoJob.objects.get(prompt="Nina's first shot: a red kite over dunes")
+    assert job.author.username == "nina"
+    run_until_settled(job)
+    assert job.status == Status.COMPLETED
+    toast = page.locator("#toasts .toast")
+    expect(toast).to_be_visible(timeout=8000)
+    expect(toast).to_contain_text("你的视频已完成")
+    expect(toast).to_contain_text("Nina's first shot")
+    expect(toast.locator("img")).to_be_visible()
+    page.screenshot(path=ARTIFACTS / "team-member-toast.png")
+    # The link worked once.
+    page.goto(link)
+    expect(page.locator("main")).not_to_contain_text("nina-sets")
+    assert page.locator("input[name=new_password1]").count() == 0
+    assert_nothing_blocked_or_logged(page, ["/team/", "/team/add", "/notifications/"])

@@ -332,6 +332,11 @@ class VideoJob(models.Model):
         ordering = ["-created_at", "-id"]
         verbose_name = _("video job")
         verbose_name_plural = _("video jobs")
+        indexes = [
+            # A person's running jobs, for their notifier and their budget:
+            # WHERE author_id = ? AND status IN (...).
+            models.Index(fields=["author", "status"], name="videojob_author_status"),
+        ]
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.prompt[:40]}"
