@@ -112,8 +112,9 @@ EDITABLE = {
 VIEW_ONLY = {**EDITABLE, "add": admin_only("403", "403"), "change": admin_only("200", "302")}
 # ... and for django-q2's queue, whose rows may be edited but not added by hand.
 QUEUE = {**EDITABLE, "add": admin_only("403", "403")}
-# ... and for the activity log, which nobody may add to, change or delete from by hand.
-APPEND_ONLY = {
+# ... and for the activity log and the people (managed on the Team page), which nobody may add
+# to, change or delete from in the admin.
+READ_ONLY = {
     **EDITABLE,
     "add": admin_only("403", "403"),
     "delete": admin_only("403", "403"),
@@ -257,11 +258,12 @@ EXPECTED: dict[str, Row] = {
     ),
     "admin:app_list": Row(lambda world: "/admin/videos/", **admin_only("200", "200")),
     "admin/(?P<url>.*)$": Row(lambda world: "/admin/nothing-here/", **admin_only("404", "404")),
+    # People are managed on the Team page; the admin only shows them.
     "admin:auth_user_password_change": Row(
-        url("admin:auth_user_password_change", obj("user")), **admin_only("200", "200")
+        url("admin:auth_user_password_change", obj("user")), **admin_only("403", "403")
     ),
     **admin_model("auth", "group", "group", EDITABLE),
-    **admin_model("auth", "user", "user", EDITABLE),
+    **admin_model("auth", "user", "user", READ_ONLY),
     **admin_model("axes", "accessattempt", "accessattempt", VIEW_ONLY),
     **admin_model("axes", "accesslog", "accesslog", VIEW_ONLY),
     **admin_model("axes", "accessfailurelog", "accessfailurelog", VIEW_ONLY),
@@ -271,7 +273,7 @@ EXPECTED: dict[str, Row] = {
     **admin_model("django_q", "ormq", "ormq", QUEUE),
     **admin_model("videos", "modelspec", "modelspec", EDITABLE),
     **admin_model("videos", "videojob", "job", VIEW_ONLY),
-    **admin_model("accounts", "activityentry", "activityentry", APPEND_ONLY),
+    **admin_model("accounts", "activityentry", "activityentry", READ_ONLY),
 }
 # django-q2 lists its queue in the admin only when the database is the broker (not with Redis).
 if not admin.site.is_registered(OrmQ):
