@@ -6,6 +6,7 @@ import re
 import time
 
 import pytest
+from django.contrib.auth.models import Group
 from PIL import Image
 from playwright.sync_api import Page, expect
 
@@ -143,13 +144,18 @@ def test_admin_pages_work_under_the_policy(page, admin, member):
     job_form = f"/admin/videos/videojob/{job.pk}/change/"
     page.goto(job_form)
     expect(page.locator("#content h1")).to_be_visible()
-    # A form with the admin's own widgets: two-pane pickers for groups and permissions.
-    user_form = f"/admin/auth/user/{member.pk}/change/"
-    page.goto(user_form)
-    expect(page.locator("#id_groups_from")).to_be_visible()
-    page.screenshot(path=ARTIFACTS / "admin-user.png", full_page=True)
+    # A form with the admin's own widgets: the two-pane picker for a group's permissions.
+    group_form = f"/admin/auth/group/{Group.objects.get(name='Members').pk}/change/"
+    page.goto(group_form)
+    expect(page.locator("#id_permissions_from")).to_be_visible()
+    page.screenshot(path=ARTIFACTS / "admin-group.png", full_page=True)
+    # People are read here and managed on the Team page.
+    user_page = f"/admin/auth/user/{member.pk}/change/"
+    page.goto(user_page)
+    expect(page.locator("#content h1")).to_be_visible()
+    expect(page.locator("input[name=username]")).to_have_count(0)
     catalogue = "/admin/videos/modelspec/"
     page.goto(catalogue)
     expect(page.locator("#result_list")).to_be_visible()
-    visited = ["/admin/login/", "/admin/", job_form, user_form, catalogue]
+    visited = ["/admin/login/", "/admin/", job_form, group_form, user_page, catalogue]
     assert_nothing_blocked_or_logged(page, visited)
