@@ -14,11 +14,11 @@ from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
 from django.db import connection
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext
 from django.views.decorators.http import require_GET, require_POST
@@ -28,11 +28,11 @@ from muxweb.text import CsvLines, parse_id, spreadsheet_cell, without_control_ch
 from videos import budgets, media, services
 from videos.forms import CreateJobForm, RemixForm
 from videos.models import VARIANTS, ImportRun, ModelSpec, ModelUnavailable, Status, VideoJob
+from videos.paging import Page, page_of
 from videos.usage import chart_bars, month_usage, parse_month, this_month
 
-PAGE_SIZE = 24
 POLL_SECONDS = 2
-# The most job ids one gallery poll may ask about (a page shows PAGE_SIZE cards).
+# The most job ids one gallery poll may ask about (a page shows paging.PAGE_SIZE cards).
 MAX_POLL_IDS = 100
 
 
@@ -85,16 +85,19 @@ def filtered_jobs(request: HttpRequest) -> tuple[QuerySet[VideoJob], dict]:
 
 def gallery_context(request: HttpRequest, form: CreateJobForm | None = None) -> dict:
     jobs, filters = filtered_jobs(request)
-    page = Paginator(jobs.for_cards(), PAGE_SIZE).get_page(request.GET.get("page"))
+    page = page_of(
+        jobs.for_cards(), older=request.GET.get("older", ""), newer=request.GET.get("newer", "")
+    )
     specs = catalogue()
     if form is None and can(request.user, "create"):
         form = CreateJobForm(specs=specs, initial=duplicate_of(request))
     return {
         **(composer_context(request, form) if form is not None else {}),
         "page": page,
-        "jobs": page.object_list,
+        "jobs": page.jobs,
         "filters": filters,
-        "filter_query": urlencode({k: v for k, v in filters.items() if v}),
+        "filtered": any(filters.values()),
+        **gallery_links(filters, page),
         "form": form,
         "authors": get_user_model()
         .objects.filter(video_jobs__isnull=False)
@@ -107,7 +110,23 @@ def gallery_context(request: HttpRequest, form: CreateJobForm | None = None) -> 
             (Status.FAILED, Status.FAILED.label),
         ],
         **import_context(request),
-        **poller_context(page.object_list),
+        **poller_context(page.jobs),
+    }
+
+
+def gallery_links(filters: dict, page: Page) -> dict:
+    """The pager's links and the export's, each keeping the filters."""
+    kept = {key: value for key, value in filters.items() if value}
+
+    def link(name: str, **cursor: str) -> str:
+        query = urlencode({**kept, **cursor})
+        return f"{reverse(name)}?{query}" if query else reverse(name)
+
+    return {
+        "newest_url": None if page.first else link("videos-gallery"),
+        "newer_url": link("videos-gallery", newer=page.newer) if page.newer else None,
+        "older_url": link("videos-gallery", older=page.older) if page.older else None,
+        "export_url": link("videos-export"),
     }
 
 
@@ -138,6 +157,14 @@ def duplicate_of(request: HttpRequest) -> dict:
 @require_GET
 def gallery(request: HttpRequest) -> HttpResponse:
     require_team(request)
+    if "page" in request.GET:
+        # Pages were numbered once; the numbers shifted with every new job anyway, and serving a
+        # deep one would mean the OFFSET scan that cursors avoid. An old link opens the newest
+        # page, with its filters.
+        query = request.GET.copy()
+        del query["page"]
+        gallery_url = reverse("videos-gallery")
+        return redirect(f"{gallery_url}?{query.urlencode()}" if query else gallery_url)
     context = gallery_context(request)
     if request.htmx and request.htmx.target == "results":
         return render(request, "videos/gallery.html#results", context)

@@ -1,0 +1,191 @@
+"""The gallery's pages by cursor: every job once in order both ways, old page links, and a cost
+that does not grow with the history."""
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from tests.factories import make_job
+from videos.models import Status, VideoJob
+from videos.paging import PAGE_SIZE, cursor_for, parse_cursor
+
+pytestmark = pytest.mark.django_db
+
+GALLERY = reverse("videos-gallery")
+
+
+def make_history(author, n: int, *, same_moment_every: int = 1, **fields) -> list[VideoJob]:
+    """`n` jobs a minute apart, oldest first; `same_moment_every` jobs in a row share their
+    creation time, so that only their ids tell them apart."""
+    start = timezone.now() - timedelta(days=30)
+    return [
+        make_job(
+            author,
+            status=Status.COMPLETED,
+            created_at=start + timedelta(minutes=i // same_moment_every),
+            **{"prompt": f"job {i}", **fields},
+        )
+        for i in range(n)
+    ]
+
+
+def newest_first(jobs) -> list[int]:
+    return [job.pk for job in sorted(jobs, key=lambda job: (job.created_at, job.pk), reverse=True)]
+
+
+def shown(response) -> list[int]:
+    assert response.status_code == 200
+    return [job.pk for job in response.context["jobs"]]
+
+
+def walk(client, url: str, link: str) -> list[list[int]]:
+    """The pages from `url` on, following the `link` ("older_url" or "newer_url")."""
+    pages = []
+    while url:
+        response = client.get(url)
+        pages.append(shown(response))
+        url = response.context[link]
+    return pages
+
+
+@pytest.mark.parametrize("same_moment_every", [1, 5, 60])
+def test_older_pages_show_every_job_once_newest_first_and_newer_walks_back(
+    member_client, member, same_moment_every
+):
+    jobs = make_history(member, 2 * PAGE_SIZE + 12, same_moment_every=same_moment_every)
+
+    older = walk(member_client, GALLERY, "older_url")
+    assert [len(page) for page in older] == [PAGE_SIZE, PAGE_SIZE, 12]
+    assert sum(older, []) == newest_first(jobs)
+
+    last = member_client.get(GALLERY, {"older": cursor_for(VideoJob.objects.get(pk=older[1][-1]))})
+    newer = walk(member_client, last.context["newer_url"], "newer_url")
+    assert newer == older[:2][::-1]
+
+
+def test_a_page_holds_what_its_cursor_says_and_the_first_has_no_newer_link(member_client, member):
+    jobs = make_history(member, PAGE_SIZE + 3)
+    expected = newest_first(jobs)
+
+    first = member_client.get(GALLERY)
+    assert first.context["newer_url"] is None and first.context["newest_url"] is None
+    second = member_client.get(first.context["older_url"])
+    assert shown(second) == expected[PAGE_SIZE:]
+    assert second.context["older_url"] is None
+    assert second.context["newest_url"] == GALLERY
+    page = second.content.decode()
+    assert "Older" not in page and "← Newer" in page and "« Newest" in page
+    assert "Page " not in page
+
+
+def test_newer_goes_back_page_by_page_and_shows_the_newest_page_in_full_at_the_top(
+    member_client, member
+):
+    make_history(member, PAGE_SIZE + 5)
+    first = member_client.get(GALLERY)
+    second = member_client.get(first.context["older_url"])
+    # Three videos made while the second page was open.
+    fresh = [make_job(member, status=Status.QUEUED, prompt=f"fresh {i}") for i in range(3)]
+
+    back = member_client.get(second.context["newer_url"])
+    assert shown(back) == shown(first)
+    top = member_client.get(back.context["newer_url"])
+    assert shown(top) == shown(member_client.get(GALLERY))
+    assert shown(top)[:3] == [job.pk for job in reversed(fresh)]
+    assert top.context["newer_url"] is None and top.context["older_url"]
+
+
+def test_a_cursor_past_the_oldest_job_says_so_and_links_to_the_newest(member_client, member):
+    (job,) = make_history(member, 1)
+    response = member_client.get(GALLERY, {"older": cursor_for(job)})
+    assert shown(response) == []
+    page = response.content.decode()
+    assert "No older videos." in page and f'href="{GALLERY}">« Newest' in page
+    assert "No videos yet" not in page
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "x",
+        "1_",
+        "_1",
+        "12",
+        "1_0",
+        "1_-4",
+        "1e3_2",
+        "١٢_3",
+        "1_²",
+        "99999999999999999999_1",
+        "999999999999999999_1",
+        "-999999999999999999_1",
+        "1_99999999999999999999",
+        "1\x00_2",
+        "0x10_2",
+    ],
+)
+def test_a_cursor_that_is_not_one_gives_the_first_page(member_client, member, cursor):
+    jobs = make_history(member, PAGE_SIZE + 1)
+    for direction in ("older", "newer"):
+        response = member_client.get(GALLERY, {direction: cursor})
+        assert shown(response) == newest_first(jobs)[:PAGE_SIZE], (direction, cursor)
+
+
+def test_a_cursor_names_the_time_to_the_microsecond_and_the_id(member):
+    job = make_job(member, created_at=timezone.now().replace(microsecond=123456))
+    job.refresh_from_db()
+    assert parse_cursor(cursor_for(job)) == (job.created_at, job.pk)
+    before_1970 = make_job(member, created_at=timezone.now().replace(year=1969))
+    assert parse_cursor(cursor_for(before_1970)) == (before_1970.created_at, before_1970.pk)
+
+
+def test_old_numbered_page_links_open_the_newest_page_with_their_filters(member_client, member):
+    response = member_client.get(GALLERY, {"status": "failed", "q": "kite", "page": "3"})
+    assert response.status_code == 302
+    assert response["Location"] == f"{GALLERY}?status=failed&q=kite"
+    response = member_client.get(GALLERY, {"page": "9999999"})
+    assert (response.status_code, response["Location"]) == (302, GALLERY)
+
+
+def test_the_pager_and_the_export_keep_the_filters(member_client, member, other_member):
+    make_history(member, PAGE_SIZE + 2, model="sora-2-pro")
+    make_history(other_member, 5, model="sora-2-pro")
+    make_history(member, 5, model="sora-2")
+    filters = {"author": "me", "model": "sora-2-pro"}
+
+    first = member_client.get(GALLERY, filters)
+    assert first.context["export_url"] == f"{reverse('videos-export')}?author=me&model=sora-2-pro"
+    older = first.context["older_url"]
+    assert older.startswith(f"{GALLERY}?author=me&model=sora-2-pro&older=")
+    second = member_client.get(older)
+    assert len(shown(second)) == 2
+    assert {job.author_id for job in second.context["jobs"]} == {member.pk}
+    assert second.context["newer_url"].startswith(f"{GALLERY}?author=me&model=sora-2-pro&newer=")
+    assert second.context["newest_url"] == f"{GALLERY}?author=me&model=sora-2-pro"
+    page = second.content.decode()
+    assert 'href="/?author=me&amp;model=sora-2-pro&amp;newer=' in page
+
+
+def count_queries(client, url, params=None) -> list[str]:
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(url, params).status_code == 200
+    return [query["sql"] for query in queries.captured_queries]
+
+
+@pytest.mark.parametrize("filters", [{}, {"status": "completed"}, {"author": "me"}])
+def test_a_page_costs_the_same_queries_at_30_jobs_and_at_300(member_client, member, filters):
+    def cost() -> tuple[int, int]:
+        first = count_queries(member_client, GALLERY, filters)
+        below = {**filters, "older": cursor_for(VideoJob.objects.all()[10])}
+        deeper = count_queries(member_client, GALLERY, below)
+        assert not any("COUNT(" in sql.upper() or "OFFSET" in sql.upper() for sql in first + deeper)
+        return len(first), len(deeper)
+
+    make_history(member, 30)
+    few = cost()
+    make_history(member, 270)
+    assert cost() == few
