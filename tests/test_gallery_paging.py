@@ -4,12 +4,13 @@ that does not grow with the history."""
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth.models import User
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from tests.factories import make_job
+from tests.factories import make_job, make_person
 from videos.models import Status, VideoJob
 from videos.paging import PAGE_SIZE, cursor_for, parse_cursor
 
@@ -189,3 +190,24 @@ def test_a_page_costs_the_same_queries_at_30_jobs_and_at_300(member_client, memb
     few = cost()
     make_history(member, 270)
     assert cost() == few
+
+
+def test_the_author_list_is_the_team_not_the_history(
+    member_client, member, other_member, viewer, admin
+):
+    make_person("nina", "member")  # no video yet
+    make_person("lars", "member", active=False)
+    make_person("stray")  # in no team group: not on the team
+    make_job(None, imported=True)
+    make_job(other_member)
+
+    queries = count_queries(member_client, GALLERY)
+    response = member_client.get(GALLERY)
+    authors = response.context["authors"]
+    assert [user.username for user in authors.active] == ["ada", "mia", "nina", "otto", "vera"]
+    assert [user.username for user in authors.deactivated] == ["lars"]
+    page = response.content.decode()
+    assert f'<option value="{User.objects.get(username="nina").pk}">nina</option>' in page
+    assert '<optgroup label="Deactivated accounts">' in page and "stray" not in page
+    people_queries = [sql for sql in queries if 'FROM "auth_user"' in sql]
+    assert people_queries and not any("videos_videojob" in sql for sql in people_queries)

@@ -11,7 +11,6 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 from django.contrib import messages
-from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import PermissionDenied
 from django.db import connection
@@ -23,6 +22,7 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from django.views.decorators.http import require_GET, require_POST
 
+from accounts import team
 from accounts.roles import can
 from muxweb.text import CsvLines, parse_id, spreadsheet_cell, without_control_characters
 from videos import budgets, media, services
@@ -99,10 +99,7 @@ def gallery_context(request: HttpRequest, form: CreateJobForm | None = None) -> 
         "filtered": any(filters.values()),
         **gallery_links(filters, page),
         "form": form,
-        "authors": get_user_model()
-        .objects.filter(video_jobs__isnull=False)
-        .distinct()
-        .order_by("username"),
+        "authors": team.roster(),
         "models": specs,
         "statuses": [
             ("running", gettext("Running")),
