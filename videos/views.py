@@ -143,8 +143,9 @@ IMPORT_SHOWN_FOR = timedelta(hours=1)
 
 
 def duplicate_of(request: HttpRequest) -> dict:
-    """The create form's starting values: those of the job named by ?from=, if any."""
-    source = parse_id(request.GET.get("from", ""))
+    """The create form's starting values: those of the job named by ?duplicate=, if any."""
+    # Links made before the date filter took ?from= named the job there.
+    source = parse_id(request.GET.get("duplicate") or request.GET.get("from", ""))
     job = VideoJob.objects.filter(pk=source).first() if source else None
     if job is None:
         return {}
