@@ -1,7 +1,10 @@
-"""The gallery's pages by cursor: every job once in order both ways, old page links, and a cost
-that does not grow with the history."""
+"""The gallery's pages by cursor (every job once, in order, both ways; old page links; a cost that
+does not grow with the history), its filters, and the team it lists as authors."""
 
-from datetime import timedelta
+import csv
+import io
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlencode
 
 import pytest
 from django.contrib.auth.models import User
@@ -10,6 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts.models import Profile
 from tests.factories import make_job, make_person
 from videos.models import Status, VideoJob
 from videos.paging import PAGE_SIZE, cursor_for, parse_cursor
@@ -211,3 +215,149 @@ def test_the_author_list_is_the_team_not_the_history(
     assert '<optgroup label="Deactivated accounts">' in page and "stray" not in page
     people_queries = [sql for sql in queries if 'FROM "auth_user"' in sql]
     assert people_queries and not any("videos_videojob" in sql for sql in people_queries)
+
+
+# The new filters: each alone, together, in the viewer's time zone, and what a bad value does.
+
+
+@pytest.fixture
+def assorted(member, other_member) -> dict[str, VideoJob]:
+    """One job for each new filter to find, and a plain one none of them keeps."""
+    now = timezone.now()
+    portrait = make_job(member, prompt="portrait", size="720x1280", seconds=8)
+    return {
+        "plain": make_job(member, prompt="plain"),
+        "portrait": portrait,
+        "referenced": make_job(
+            other_member, prompt="referenced", input_reference="videos/9/reference.png"
+        ),
+        "remix": make_job(member, prompt="remix", remix_of=portrait, created_at=now),
+        "old": make_job(other_member, prompt="old", created_at=now - timedelta(days=10)),
+    }
+
+
+def prompts(client, **params) -> set[str]:
+    response = client.get(GALLERY, params)
+    assert response.status_code == 200
+    return {job.prompt for job in response.context["jobs"]}
+
+
+def test_each_new_filter_keeps_only_its_jobs(member_client, assorted):
+    everything = {job.prompt for job in assorted.values()}
+    ten_days_ago = timezone.localdate() - timedelta(days=10)
+    assert prompts(member_client, size="720x1280") == {"portrait"}
+    assert prompts(member_client, seconds="8") == {"portrait"}
+    assert prompts(member_client, reference="with") == {"referenced"}
+    assert prompts(member_client, reference="without") == everything - {"referenced"}
+    assert prompts(member_client, remixes="1") == {"remix"}
+    assert prompts(member_client, to=ten_days_ago.isoformat()) == {"old"}
+    assert prompts(member_client, **{"from": timezone.localdate().isoformat()}) == everything - {
+        "old"
+    }
+    same_day = ten_days_ago.isoformat()
+    assert prompts(member_client, **{"from": same_day, "to": same_day}) == {"old"}
+
+
+def test_filters_combine_freely(member_client, member, assorted):
+    today = timezone.localdate().isoformat()
+    assert prompts(member_client, author="me", size="1280x720") == {"plain", "remix"}
+    assert prompts(member_client, author="me", remixes="1", size="1280x720") == {"remix"}
+    assert prompts(member_client, remixes="1", size="720x1280") == set()
+    assert prompts(member_client, reference="without", seconds="8", **{"from": today}) == {
+        "portrait"
+    }
+    assert prompts(member_client, status="completed", reference="with") == set()
+    assert prompts(member_client, q="portrait", seconds="8", to=today) == {"portrait"}
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"size": "<b>1x1</b>"},
+        {"size": "1280x720x1"},
+        {"seconds": "-4"},
+        {"seconds": "4.5"},
+        {"seconds": "32768"},
+        {"seconds": "٨"},
+        {"reference": "maybe"},
+        {"remixes": "yes"},
+        {"from": "2026-02-30"},
+        {"to": "9999-12-31"},
+        {"from": "0001-01-01"},
+        {"to": "yesterday"},
+    ],
+)
+def test_a_filter_value_that_makes_no_sense_is_dropped(member_client, assorted, params):
+    response = member_client.get(GALLERY, params)
+    assert {job.prompt for job in response.context["jobs"]} == {
+        job.prompt for job in assorted.values()
+    }
+    assert not any(response.context["filters"].values())
+    assert response.context["export_url"] == reverse("videos-export")
+
+
+def test_days_are_the_viewers_own(client, member, other_member):
+    # 23:30 in London (UTC in winter) is already the next morning in Shanghai.
+    make_job(member, prompt="late", created_at=datetime(2026, 1, 14, 23, 30, tzinfo=UTC))
+    profile = Profile.of(member)
+    profile.time_zone = "Asia/Shanghai"
+    profile.save()
+    client.force_login(member)
+    assert prompts(client, **{"from": "2026-01-15", "to": "2026-01-15"}) == {"late"}
+    assert prompts(client, to="2026-01-14") == set()
+    client.force_login(other_member)  # no time zone of their own: the server's, UTC
+    assert prompts(client, **{"from": "2026-01-14", "to": "2026-01-14"}) == {"late"}
+
+
+def test_the_form_shows_every_filter_it_was_opened_with(member_client, member, assorted):
+    query = {
+        "size": "720x1280",
+        "seconds": "8",
+        "reference": "without",
+        "remixes": "1",
+        "from": "2026-01-01",
+        "to": "2026-12-31",
+    }
+    page = member_client.get(GALLERY, query).content.decode()
+    form = page[page.index('<form class="filters"') : page.index("</form>", page.index("filters"))]
+    assert '<option value="720x1280" selected>' in form
+    assert '<option value="8" selected>8 s</option>' in form
+    assert '<option value="without" selected>' in form
+    assert 'name="remixes" value="1" checked>' in form
+    assert '<input type="date" name="from" value="2026-01-01">' in form
+    assert '<input type="date" name="to" value="2026-12-31">' in form
+    assert 'hx-push-url="true"' in form and 'method="get"' in form
+    # A size the catalogue no longer offers still shows as the one filtered by.
+    page = member_client.get(GALLERY, {"size": "640x480"}).content.decode()
+    assert '<option value="640x480" selected>640x480</option>' in page
+
+
+def test_every_filter_reaches_the_pager_and_the_export(member_client, member):
+    make_history(member, PAGE_SIZE + 1, size="720x1280", seconds=8, remix_of=None)
+    query = {
+        "author": "me",
+        "size": "720x1280",
+        "seconds": "8",
+        "reference": "without",
+        "from": (timezone.localdate() - timedelta(days=40)).isoformat(),
+        "to": timezone.localdate().isoformat(),
+    }
+    first = member_client.get(GALLERY, query)
+    expected = urlencode(query)
+    assert first.context["export_url"] == f"{reverse('videos-export')}?{expected}"
+    assert first.context["older_url"].startswith(f"{GALLERY}?{expected}&older=")
+    second = member_client.get(first.context["older_url"])
+    assert len(shown(second)) == 1
+    assert second.context["newer_url"].startswith(f"{GALLERY}?{expected}&newer=")
+
+
+def test_the_export_keeps_the_same_jobs_as_the_gallery_for_every_filter(member_client, assorted):
+    for params in (
+        {"size": "720x1280"},
+        {"reference": "with"},
+        {"remixes": "1", "author": "me"},
+        {"to": (timezone.localdate() - timedelta(days=1)).isoformat()},
+    ):
+        response = member_client.get(reverse("videos-export"), params)
+        rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+        assert {row["prompt"] for row in rows} == prompts(member_client, **params), params

@@ -241,9 +241,22 @@ class VideoJobQuerySet(models.QuerySet):
         return self.select_related("author", "remix_of")
 
     def matching(
-        self, *, text: str = "", status: str = "", author_id: int | None = None, model: str = ""
+        self,
+        *,
+        text: str = "",
+        status: str = "",
+        author_id: int | None = None,
+        model: str = "",
+        size: str = "",
+        seconds: int | None = None,
+        reference: bool | None = None,
+        remixes_only: bool = False,
+        created_from: datetime | None = None,
+        created_before: datetime | None = None,
     ) -> "VideoJobQuerySet":
-        """The gallery's filters. status "running" means still changing, files being saved too."""
+        """The gallery's filters. status "running" means still changing, files being saved too;
+        `reference` True or False keeps the jobs with or without a reference image; the created
+        range includes `created_from` and excludes `created_before`."""
         jobs = self
         if text:
             jobs = jobs.filter(Q(prompt__icontains=text) | Q(upstream_id=text))
@@ -259,6 +272,20 @@ class VideoJobQuerySet(models.QuerySet):
             jobs = jobs.filter(author_id=author_id)
         if model:
             jobs = jobs.filter(model=model)
+        if size:
+            jobs = jobs.filter(size=size)
+        if seconds is not None:
+            jobs = jobs.filter(seconds=seconds)
+        if reference is True:
+            jobs = jobs.filter(HAS_REFERENCE)
+        elif reference is False:
+            jobs = jobs.exclude(HAS_REFERENCE)
+        if remixes_only:
+            jobs = jobs.filter(remix_of__isnull=False)
+        if created_from is not None:
+            jobs = jobs.filter(created_at__gte=created_from)
+        if created_before is not None:
+            jobs = jobs.filter(created_at__lt=created_before)
         return jobs
 
 

@@ -6,7 +6,8 @@ Regions that htmx refreshes are inline partials of the page templates ("page.htm
 import csv
 import hashlib
 import itertools
-from datetime import timedelta
+import re
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -24,7 +25,13 @@ from django.views.decorators.http import require_GET, require_POST
 
 from accounts import team
 from accounts.roles import can
-from muxweb.text import CsvLines, parse_id, spreadsheet_cell, without_control_characters
+from muxweb.text import (
+    CsvLines,
+    parse_day,
+    parse_id,
+    spreadsheet_cell,
+    without_control_characters,
+)
 from videos import budgets, media, services
 from videos.forms import CreateJobForm, RemixForm
 from videos.models import VARIANTS, ImportRun, ModelSpec, ModelUnavailable, Status, VideoJob
@@ -60,27 +67,85 @@ def catalogue() -> list[ModelSpec]:
     return list(ModelSpec.objects.filter(enabled=True))
 
 
+# A size filter looks like the catalogue's sizes: "1280x720".
+SIZE = re.compile(r"[0-9]{1,5}x[0-9]{1,5}")
+# The longest length the seconds column holds.
+MAX_SECONDS = 32767
+REFERENCE = {"with": True, "without": False}
+
+
 def filtered_jobs(request: HttpRequest) -> tuple[QuerySet[VideoJob], dict]:
-    """The gallery's jobs for the filters in the query string, and those filters."""
+    """The gallery's jobs for the filters in the query string, and those filters as understood:
+    a value that makes no sense is dropped, never an error. The gallery, its pages and the CSV
+    export all read them here."""
+    params = request.GET
     filters = {
         # Prompts hold no control characters (and PostgreSQL refuses NUL in a query).
-        "q": without_control_characters(request.GET.get("q", "")).strip()[:200],
-        "status": request.GET.get("status", ""),
-        "author": request.GET.get("author", ""),
-        "model": without_control_characters(request.GET.get("model", ""))[:100],
+        "q": without_control_characters(params.get("q", "")).strip()[:200],
+        "status": params.get("status", ""),
+        "author": params.get("author", ""),
+        "model": without_control_characters(params.get("model", ""))[:100],
+        "size": params.get("size", ""),
+        "seconds": params.get("seconds", ""),
+        "reference": params.get("reference", ""),
+        "remixes": params.get("remixes", ""),
+        "from": params.get("from", ""),
+        "to": params.get("to", ""),
     }
     if filters["status"] not in ("running", Status.COMPLETED, Status.FAILED):
         filters["status"] = ""
     author_id = request.user.pk if filters["author"] == "me" else parse_id(filters["author"])
     if author_id is None:
         filters["author"] = ""
+    if not SIZE.fullmatch(filters["size"]):
+        filters["size"] = ""
+    seconds = parse_id(filters["seconds"])
+    if seconds is None or seconds > MAX_SECONDS:
+        seconds, filters["seconds"] = None, ""
+    if filters["reference"] not in REFERENCE:
+        filters["reference"] = ""
+    if filters["remixes"] != "1":
+        filters["remixes"] = ""
+    # Days as the viewer's calendar has them: the time zone of their profile.
+    start, end = parse_day(filters["from"]), parse_day(filters["to"])
+    if start is None:
+        filters["from"] = ""
+    if end is None:
+        filters["to"] = ""
     jobs = VideoJob.objects.matching(
         text=filters["q"],
         status=filters["status"],
         author_id=author_id,
         model=filters["model"],
+        size=filters["size"],
+        seconds=seconds,
+        reference=REFERENCE.get(filters["reference"]),
+        remixes_only=bool(filters["remixes"]),
+        created_from=midnight(start) if start else None,
+        created_before=midnight(end + timedelta(days=1)) if end else None,
     )
     return jobs, filters
+
+
+def midnight(day: date) -> datetime:
+    """The moment `day` begins in the viewer's time zone."""
+    return datetime.combine(day, time.min, tzinfo=timezone.get_current_timezone())
+
+
+def filter_choices(specs: list[ModelSpec], filters: dict) -> dict:
+    """The sizes and lengths the filters offer: the catalogue's, and the one filtered by if the
+    catalogue no longer has it (the select shows what the page is filtered by)."""
+    sizes = [size for spec in specs for size in spec.sizes]
+    lengths = [str(seconds) for spec in specs for seconds in spec.seconds]
+    if filters["size"]:
+        sizes.append(filters["size"])
+    if filters["seconds"]:
+        lengths.append(filters["seconds"])
+    return {
+        "sizes": list(dict.fromkeys(sizes)),
+        # Shorter first, so whole numbers come as numbers do: 4, 8, 12.
+        "lengths": sorted(set(lengths), key=lambda n: (len(n), n)),
+    }
 
 
 def gallery_context(request: HttpRequest, form: CreateJobForm | None = None) -> dict:
@@ -101,6 +166,7 @@ def gallery_context(request: HttpRequest, form: CreateJobForm | None = None) -> 
         "form": form,
         "authors": team.roster(),
         "models": specs,
+        **filter_choices(specs, filters),
         "statuses": [
             ("running", gettext("Running")),
             (Status.COMPLETED, Status.COMPLETED.label),
