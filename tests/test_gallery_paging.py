@@ -3,6 +3,7 @@ does not grow with the history), its filters, and the team it lists as authors."
 
 import csv
 import io
+import re
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
@@ -12,8 +13,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
+from playwright.sync_api import expect
 
 from accounts.models import Profile
+from tests.conftest import ARTIFACTS
 from tests.factories import make_job, make_person
 from videos.models import Status, VideoJob
 from videos.paging import PAGE_SIZE, cursor_for, parse_cursor
@@ -351,6 +354,20 @@ def test_every_filter_reaches_the_pager_and_the_export(member_client, member):
     assert second.context["newer_url"].startswith(f"{GALLERY}?{expected}&newer=")
 
 
+def test_the_filter_form_pushes_an_address_with_only_the_filters_in_use(member_client, member):
+    every_field = dict.fromkeys(["q", "status", "author", "model", "seconds", "from", "to"], "")
+    response = member_client.get(
+        GALLERY,
+        {**every_field, "size": "720x1280", "reference": "with", "remixes": "1"},
+        headers={"HX-Request": "true", "HX-Target": "results"},
+    )
+    assert response["HX-Push-Url"] == f"{GALLERY}?size=720x1280&reference=with&remixes=1"
+    response = member_client.get(
+        GALLERY, every_field, headers={"HX-Request": "true", "HX-Target": "results"}
+    )
+    assert response["HX-Push-Url"] == GALLERY
+
+
 def test_the_export_keeps_the_same_jobs_as_the_gallery_for_every_filter(member_client, assorted):
     for params in (
         {"size": "720x1280"},
@@ -361,3 +378,55 @@ def test_the_export_keeps_the_same_jobs_as_the_gallery_for_every_filter(member_c
         response = member_client.get(reverse("videos-export"), params)
         rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
         assert {row["prompt"] for row in rows} == prompts(member_client, **params), params
+
+
+def back(page) -> None:
+    """The browser's Back button, returning once the page it goes back to is loaded. (Back to an
+    address htmx pushed makes htmx load it again, which aborts Playwright's own go_back().)"""
+    page.evaluate("document.documentElement.dataset.leftByBack = 'yes'; history.back()")
+    expect(page.locator("html[data-left-by-back]")).to_have_count(0)
+
+
+@pytest.mark.browser
+def test_filters_live_in_the_url_and_the_back_button_undoes_them(page, member):
+    """In a real browser: each filter change redraws the results and goes into the address, Back
+    returns to the filters before, and the pager keeps them; nothing blocked by the policy."""
+    from tests.test_browser import assert_nothing_blocked_or_logged, log_in
+
+    make_history(member, PAGE_SIZE + 3, size="720x1280")
+    make_history(member, 2)
+    log_in(page, "mia", "pw-mia")
+    cards = page.locator("#cards .job-card")
+    expect(cards).to_have_count(PAGE_SIZE)
+
+    page.select_option(".filters select[name=size]", "720x1280")
+    expect(page).to_have_url(re.compile(r"/\?size=720x1280"))
+    page.check(".filters input[name=remixes]")
+    expect(page).to_have_url(re.compile(r"size=720x1280.*remixes=1"))
+    expect(page.locator("#results .empty")).to_contain_text("No videos match these filters.")
+    back(page)
+    expect(page).to_have_url(re.compile(r"/\?size=720x1280$"))
+    expect(cards).to_have_count(PAGE_SIZE)
+    expect(page.locator(".filters select[name=size]")).to_have_value("720x1280")
+    expect(page.locator(".filters input[name=remixes]")).not_to_be_checked()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=ARTIFACTS / "gallery-filters.png")
+
+    page.click("text=Older →")
+    expect(page).to_have_url(re.compile(r"size=720x1280&older=\d+_\d+"))
+    expect(cards).to_have_count(3)
+    expect(page.locator(".filters select[name=size]")).to_have_value("720x1280")
+    page.fill(".filters input[name=to]", "2000-01-01")
+    expect(page).to_have_url(re.compile(r"size=720x1280.*to=2000-01-01"))
+    expect(cards).to_have_count(0)
+    back(page)
+    expect(page).to_have_url(re.compile(r"size=720x1280&older=\d+_\d+$"))
+    expect(cards).to_have_count(3)
+    back(page)
+    expect(page).to_have_url(re.compile(r"/\?size=720x1280$"))
+    expect(page.locator(".filters select[name=size]")).to_have_value("720x1280")
+    back(page)
+    expect(page).to_have_url(re.compile(r"/$"))
+    expect(page.locator(".filters select[name=size]")).to_have_value("")
+    expect(cards).to_have_count(PAGE_SIZE)
+    assert_nothing_blocked_or_logged(page, ["/"])

@@ -22,6 +22,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext
 from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import push_url
 
 from accounts import team
 from accounts.roles import can
@@ -186,6 +187,7 @@ def gallery_links(filters: dict, page: Page) -> dict:
         return f"{reverse(name)}?{query}" if query else reverse(name)
 
     return {
+        "filters_url": link("videos-gallery"),
         "newest_url": None if page.first else link("videos-gallery"),
         "newer_url": link("videos-gallery", newer=page.newer) if page.newer else None,
         "older_url": link("videos-gallery", older=page.older) if page.older else None,
@@ -231,7 +233,9 @@ def gallery(request: HttpRequest) -> HttpResponse:
         return redirect(f"{gallery_url}?{query.urlencode()}" if query else gallery_url)
     context = gallery_context(request)
     if request.htmx and request.htmx.target == "results":
-        return render(request, "videos/gallery.html#results", context)
+        # The filter form sends every field; the address it pushes keeps only those in use.
+        response = render(request, "videos/gallery.html#results", context)
+        return push_url(response, context["filters_url"])
     return render(request, "videos/gallery.html", context)
 
 
