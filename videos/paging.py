@@ -22,6 +22,8 @@ MAX_TIME_DIGITS = 18
 
 @dataclass
 class Page:
+    """One page of cards, newest first, and where its links lead."""
+
     jobs: list[VideoJob]
     # The cursors of the Older and Newer links, None where there is nothing more that way.
     older: str | None

@@ -79,19 +79,18 @@ def filtered_jobs(request: HttpRequest) -> tuple[QuerySet[VideoJob], dict]:
     """The gallery's jobs for the filters in the query string, and those filters as understood:
     a value that makes no sense is dropped, never an error. The gallery, its pages and the CSV
     export all read them here."""
-    params = request.GET
     filters = {
         # Prompts hold no control characters (and PostgreSQL refuses NUL in a query).
-        "q": without_control_characters(params.get("q", "")).strip()[:200],
-        "status": params.get("status", ""),
-        "author": params.get("author", ""),
-        "model": without_control_characters(params.get("model", ""))[:100],
-        "size": params.get("size", ""),
-        "seconds": params.get("seconds", ""),
-        "reference": params.get("reference", ""),
-        "remixes": params.get("remixes", ""),
-        "from": params.get("from", ""),
-        "to": params.get("to", ""),
+        "q": without_control_characters(request.GET.get("q", "")).strip()[:200],
+        "status": request.GET.get("status", ""),
+        "author": request.GET.get("author", ""),
+        "model": without_control_characters(request.GET.get("model", ""))[:100],
+        "size": request.GET.get("size", ""),
+        "seconds": request.GET.get("seconds", ""),
+        "reference": request.GET.get("reference", ""),
+        "remixes": request.GET.get("remixes", ""),
+        "from": request.GET.get("from", ""),
+        "to": request.GET.get("to", ""),
     }
     if filters["status"] not in ("running", Status.COMPLETED, Status.FAILED):
         filters["status"] = ""
