@@ -403,7 +403,7 @@ class VideoJob(models.Model):
             models.Index(fields=["model", "created_at", "id"], name="videojob_model_created"),
             # Size: WHERE size = ? ORDER BY created_at DESC, id DESC.
             models.Index(fields=["size", "created_at", "id"], name="videojob_size_created"),
-            # Length: WHERE seconds = ? ORDER BY created_at DESC, id DESC.
+            # Duration: WHERE seconds = ? ORDER BY created_at DESC, id DESC.
             models.Index(fields=["seconds", "created_at", "id"], name="videojob_seconds_created"),
             # With a reference image, the exception: WHERE NOT (input_reference = '')
             # ORDER BY created_at DESC, id DESC.

@@ -70,7 +70,7 @@ def catalogue() -> list[ModelSpec]:
 
 # A size filter looks like the catalogue's sizes: "1280x720".
 SIZE = re.compile(r"[0-9]{1,5}x[0-9]{1,5}")
-# The longest length the seconds column holds.
+# The longest duration the seconds column holds.
 MAX_SECONDS = 32767
 REFERENCE = {"with": True, "without": False}
 
@@ -133,18 +133,18 @@ def midnight(day: date) -> datetime:
 
 
 def filter_choices(specs: list[ModelSpec], filters: dict) -> dict:
-    """The sizes and lengths the filters offer: the catalogue's, and the one filtered by if the
+    """The sizes and durations the filters offer: the catalogue's, and the one filtered by if the
     catalogue no longer has it (the select shows what the page is filtered by)."""
     sizes = [size for spec in specs for size in spec.sizes]
-    lengths = [str(seconds) for spec in specs for seconds in spec.seconds]
+    durations = [str(seconds) for spec in specs for seconds in spec.seconds]
     if filters["size"]:
         sizes.append(filters["size"])
     if filters["seconds"]:
-        lengths.append(filters["seconds"])
+        durations.append(filters["seconds"])
     return {
         "sizes": list(dict.fromkeys(sizes)),
         # Shorter first, so whole numbers come as numbers do: 4, 8, 12.
-        "lengths": sorted(set(lengths), key=lambda n: (len(n), n)),
+        "durations": sorted(set(durations), key=lambda n: (len(n), n)),
     }
 
 
