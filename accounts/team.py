@@ -19,7 +19,7 @@ from django.contrib.auth.models import AbstractUser, Group
 from django.contrib.auth.tokens import PasswordResetTokenGenerator
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
-from django.db.models import F, Prefetch
+from django.db.models import Exists, F, OuterRef, Prefetch, Q
 from django.db.models.functions import Lower
 from django.urls import reverse
 from django.utils import timezone, translation
@@ -125,6 +125,33 @@ def people() -> list[Person]:
     users = users.prefetch_related(Prefetch("groups", queryset=role_groups))
     budgets = dict(Profile.objects.values_list("user_id", "monthly_budget"))
     return [Person(user, assigned_role(user), budgets.get(user.pk)) for user in users]
+
+
+@dataclass
+class Roster:
+    """The people a list to pick from offers (the gallery's authors): `active`, the accounts with
+    a role, and `deactivated`, whose work stays in the history. Each by username."""
+
+    active: list[AbstractUser]
+    deactivated: list[AbstractUser]
+
+
+def roster() -> Roster:
+    """The team's people, in one query however long their history."""
+    User = get_user_model()
+    in_role_group = User.groups.through.objects.filter(
+        user_id=OuterRef("pk"), group__name__in=GROUPS.values()
+    )
+    users = (
+        User.objects.filter(Q(is_active=False) | Q(is_superuser=True) | Exists(in_role_group))
+        .order_by(Lower("username"), "pk")
+        .only("pk", "username", "is_active")
+    )
+    users = list(users)
+    return Roster(
+        active=[user for user in users if user.is_active],
+        deactivated=[user for user in users if not user.is_active],
+    )
 
 
 def add_person(actor, username: str, email: str, role: Role | str) -> tuple[AbstractUser, str]:

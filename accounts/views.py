@@ -5,7 +5,7 @@ from videos.budgets: views are the top layer, above both apps."""
 import csv
 import itertools
 import json
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 
 from django.contrib import messages
 from django.contrib.auth import get_user_model, update_session_auth_hash
@@ -30,7 +30,7 @@ from accounts.models import Action, ActivityEntry, Profile, TeamBudget
 from accounts.preferences import PreferencesForm, remember
 from accounts.roles import Role, can, role_of
 from muxweb.money import money
-from muxweb.text import CsvLines, parse_id, spreadsheet_cell
+from muxweb.text import CsvLines, parse_day, parse_id, spreadsheet_cell
 from videos.budgets import ZERO, allowance_for, month_by_person, spent_this_month
 
 ACTIVITY_PAGE_SIZE = 50
@@ -39,13 +39,6 @@ ACTIVITY_PAGE_SIZE = 50
 def require(request: HttpRequest, action: str) -> None:
     if not can(request.user, action):
         raise PermissionDenied
-
-
-def _day(value: str) -> date | None:
-    try:
-        return date.fromisoformat(value) if value.isascii() and len(value) == 10 else None
-    except ValueError:
-        return None
 
 
 def activity_filters(request: HttpRequest) -> tuple[QuerySet[ActivityEntry], dict]:
@@ -67,11 +60,11 @@ def activity_filters(request: HttpRequest) -> tuple[QuerySet[ActivityEntry], dic
     else:
         filters["action"] = ""
     zone = timezone.get_current_timezone()
-    if (start := _day(filters["from"])) is not None:
+    if (start := parse_day(filters["from"])) is not None:
         entries = entries.filter(at__gte=datetime.combine(start, time.min, tzinfo=zone))
     else:
         filters["from"] = ""
-    if (end := _day(filters["to"])) is not None:
+    if (end := parse_day(filters["to"])) is not None:
         next_day = datetime.combine(end + timedelta(days=1), time.min, tzinfo=zone)
         entries = entries.filter(at__lt=next_day)
     else:

@@ -2,6 +2,7 @@
 it goes into a spreadsheet, never run as a formula."""
 
 import re
+from datetime import date
 
 # Line breaks as browsers and editors send them (CRLF, CR, and the vertical tab and form feed
 # that word processors use for soft breaks) become a plain newline.
@@ -41,6 +42,23 @@ def parse_id(value: str) -> int | None:
         return None
     number = int(value)
     return number if 0 < number <= MAX_ID else None
+
+
+# The days a date filter may name: every day a person means, far enough from the calendar's ends
+# that its midnight in any time zone, and the day after, are still dates.
+FIRST_DAY = date(1900, 1, 1)
+LAST_DAY = date(9998, 12, 31)
+
+
+def parse_day(value: str) -> date | None:
+    """The day written in `value` as YYYY-MM-DD (what <input type="date"> sends), or None."""
+    if not (value.isascii() and len(value) == 10):
+        return None
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        return None
+    return day if FIRST_DAY <= day <= LAST_DAY else None
 
 
 class CsvLines:

@@ -91,7 +91,7 @@ def test_forms_that_show_a_payload_again_escape_it(client, mallory, jobs):
     failed = jobs["failed"]
     bad_size = {"prompt": PAYLOAD, "model": "sora-2", "seconds": "4", "size": "1x1"}
     pages = {
-        "duplicate": client.get(reverse("videos-gallery"), {"from": failed.pk}),
+        "duplicate": client.get(reverse("videos-gallery"), {"duplicate": failed.pk}),
         "create errors": client.post(reverse("videos-create"), bad_size),
         "create errors (htmx)": client.post(
             reverse("videos-create"), bad_size, headers={"HX-Request": "true"}

@@ -321,24 +321,63 @@ def test_delete_confirmation_ignores_anything_extra_and_deletes_once(
     assert not VideoJob.objects.filter(pk=job.pk).exists()
 
 
+DAYS = st.sampled_from(["2026-01-31", "0001-01-01", "9999-12-31", "2026-02-30", "20260101"])
+
+
 @FUZZ
 @given(
     q=TEXT,
     status=st.sampled_from(["running", "completed", "failed"]) | TEXT,
     author=st.sampled_from(["me", "1", "2"]) | TEXT,
     model=st.sampled_from(["sora-2", "sora-2-pro"]) | TEXT,
+    size=st.sampled_from(["1280x720", "99999x1", "1x"]) | TEXT,
+    seconds=st.sampled_from(["4", "0", "32768", "99999999999999999999"]) | TEXT,
+    reference=st.sampled_from(["with", "without"]) | TEXT,
+    remixes=st.sampled_from(["1", "0"]) | TEXT,
+    day_from=DAYS | TEXT,
+    day_to=DAYS | TEXT,
     source=st.sampled_from(["1", "2"]) | TEXT,
-    page=st.sampled_from(["1", "2", "-1", "last", "1e308", "inf"]) | TEXT,
+    cursor=st.sampled_from(["1_1", "0_1", "-1_1", "99999999999999999999_1", "1_0"]) | TEXT,
+    direction=st.sampled_from(["older", "newer"]),
     htmx=st.booleans(),
 )
 def test_gallery_filters_take_any_value(
-    member_client, completed_job, q, status, author, model, source, page, htmx
+    member_client,
+    completed_job,
+    q,
+    status,
+    author,
+    model,
+    size,
+    seconds,
+    reference,
+    remixes,
+    day_from,
+    day_to,
+    source,
+    cursor,
+    direction,
+    htmx,
 ):
-    params = {"q": q, "status": status, "author": author, "model": model, "page": page}
+    params = {
+        "q": q,
+        "status": status,
+        "author": author,
+        "model": model,
+        "size": size,
+        "seconds": seconds,
+        "reference": reference,
+        "remixes": remixes,
+        "from": day_from,
+        "to": day_to,
+    }
     headers = {"HX-Request": "true", "HX-Target": "results"} if htmx else {}
     with CaptureQueriesContext(connection) as queries:
         response = get(
-            member_client, reverse("videos-gallery"), {**params, "from": source}, headers=headers
+            member_client,
+            reverse("videos-gallery"),
+            {**params, "duplicate": source, direction: cursor},
+            headers=headers,
         )
         export = get(member_client, reverse("videos-export"), params)
         b"".join(export.streaming_content)

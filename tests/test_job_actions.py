@@ -61,11 +61,13 @@ def test_any_job_opens_as_a_prefilled_create_form(member_client, member):
     job = make_job(
         member, prompt="Tides & <b>moons</b>", model="sora-2-pro", seconds=12, size="1792x1024"
     )
-    page = member_client.get(reverse("videos-gallery"), {"from": job.pk}).content.decode()
-    assert "Tides &amp; &lt;b&gt;moons&lt;/b&gt;</textarea>" in page
-    assert '<option value="sora-2-pro" selected>' in page
-    assert '<option value="1792x1024" selected>' in page
-    assert '<option value="12" selected>' in page
+    # ?from= is how the Duplicate link named the job before the date filter took it.
+    for query in ({"duplicate": job.pk}, {"from": job.pk}):
+        page = member_client.get(reverse("videos-gallery"), query).content.decode()
+        assert "Tides &amp; &lt;b&gt;moons&lt;/b&gt;</textarea>" in page
+        assert '<option value="sora-2-pro" selected>' in page
+        assert '<option value="1792x1024" selected>' in page
+        assert '<option value="12" selected>' in page
 
 
 def test_author_deletes_a_job_here_and_upstream_leaving_no_files(member_client, provider, settings):

@@ -548,6 +548,9 @@ def test_pages_hold_no_inline_script_style_or_handler_and_configure_htmx_for_the
                 "allowEval": False,
                 "allowScriptTags": False,
                 "attributesToSettle": ["class", "width", "height"],
+                # Back loads the page again; no copy of a page is kept in the browser's storage.
+                "historyCacheSize": 0,
+                "refreshOnHistoryMiss": True,
             }, name
 
 

@@ -1,5 +1,7 @@
 """Video jobs and the model catalogue, with the per-row rules of a job's lifecycle."""
 
+import functools
+import operator
 import re
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -211,13 +213,25 @@ OWN_ERRORS = {
 }
 
 
+# Jobs a worker still has to submit, poll or download files for: the gallery's "Running". One
+# expression for the queries and the partial index that serves them, so that they cannot drift
+# apart: a database uses a partial index only for a query that implies its condition. Each active
+# status is its own `status = ?` because SQLite matches an IN list with the index's only when the
+# query spells its values out, and Django sends them as parameters.
+NEEDING_WORK = functools.reduce(
+    operator.or_,
+    [
+        *(Q(status=status) for status in ACTIVE_STATUSES),
+        Q(status=Status.COMPLETED, assets_fetched_at__isnull=True, fetch_given_up=False),
+    ],
+)
+HAS_REFERENCE = ~Q(input_reference="")
+
+
 class VideoJobQuerySet(models.QuerySet):
     def needing_work(self) -> "VideoJobQuerySet":
         """Jobs a worker still has to submit, poll or download files for."""
-        return self.filter(
-            Q(status__in=ACTIVE_STATUSES)
-            | Q(status=Status.COMPLETED, assets_fetched_at__isnull=True, fetch_given_up=False)
-        )
+        return self.filter(NEEDING_WORK)
 
     def due(self, now: datetime | None = None) -> "VideoJobQuerySet":
         now = now or timezone.now()
@@ -227,9 +241,22 @@ class VideoJobQuerySet(models.QuerySet):
         return self.select_related("author", "remix_of")
 
     def matching(
-        self, *, text: str = "", status: str = "", author_id: int | None = None, model: str = ""
+        self,
+        *,
+        text: str = "",
+        status: str = "",
+        author_id: int | None = None,
+        model: str = "",
+        size: str = "",
+        seconds: int | None = None,
+        reference: bool | None = None,
+        remixes_only: bool = False,
+        created_from: datetime | None = None,
+        created_before: datetime | None = None,
     ) -> "VideoJobQuerySet":
-        """The gallery's filters. status "running" means still changing, files being saved too."""
+        """The gallery's filters. status "running" means still changing, files being saved too;
+        `reference` True or False keeps the jobs with or without a reference image; the created
+        range includes `created_from` and excludes `created_before`."""
         jobs = self
         if text:
             jobs = jobs.filter(Q(prompt__icontains=text) | Q(upstream_id=text))
@@ -245,6 +272,20 @@ class VideoJobQuerySet(models.QuerySet):
             jobs = jobs.filter(author_id=author_id)
         if model:
             jobs = jobs.filter(model=model)
+        if size:
+            jobs = jobs.filter(size=size)
+        if seconds is not None:
+            jobs = jobs.filter(seconds=seconds)
+        if reference is True:
+            jobs = jobs.filter(HAS_REFERENCE)
+        elif reference is False:
+            jobs = jobs.exclude(HAS_REFERENCE)
+        if remixes_only:
+            jobs = jobs.filter(remix_of__isnull=False)
+        if created_from is not None:
+            jobs = jobs.filter(created_at__gte=created_from)
+        if created_before is not None:
+            jobs = jobs.filter(created_at__lt=created_before)
         return jobs
 
 
@@ -291,13 +332,13 @@ class VideoJob(models.Model):
     imported = models.BooleanField(_("imported"), default=False)
     upstream_id = models.CharField(_("provider job id"), max_length=200, unique=True, null=True)  # noqa: DJ001
     status = models.CharField(
-        _("status"), max_length=20, choices=Status.choices, default=Status.PENDING, db_index=True
+        _("status"), max_length=20, choices=Status.choices, default=Status.PENDING
     )
     progress = models.PositiveSmallIntegerField(_("progress"), default=0)
     error_code = models.CharField(_("error code"), max_length=100, blank=True)
     error_message = models.TextField(_("error message"), blank=True)
 
-    created_at = models.DateTimeField(_("created"), default=timezone.now, db_index=True)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
     submitted_at = models.DateTimeField(_("submitted"), null=True, blank=True)
     completed_at = models.DateTimeField(_("completed"), null=True, blank=True)
     expires_at = models.DateTimeField(_("provider deletes files at"), null=True, blank=True)
@@ -332,10 +373,49 @@ class VideoJob(models.Model):
         ordering = ["-created_at", "-id"]
         verbose_name = _("video job")
         verbose_name_plural = _("video jobs")
+        # The gallery's pages walk these backwards from a cursor (videos.paging):
+        #   WHERE <filters> AND created_at <= ? AND (created_at < ? OR id < ?)
+        #   ORDER BY created_at DESC, id DESC LIMIT 25
+        # so each filter that is an equality has its (field, created_at, id) index, and a filter
+        # that keeps few jobs its partial (created_at, id) index: a page reads its 25 rows and
+        # sorts nothing, however long the history. A filter that keeps most jobs (no reference
+        # image) walks the plain one. Combined filters use the index of one and check the others
+        # row by row. Searching the prompt (`text`) has none of its own.
         indexes = [
+            # The gallery unfiltered, the date range, the CSV export, the usage page's and the
+            # budgets' months: ORDER BY created_at DESC, id DESC / WHERE created_at >= ? AND < ?.
+            models.Index(fields=["created_at", "id"], name="videojob_created"),
+            # Status Completed or Failed: WHERE status = ? ORDER BY created_at DESC, id DESC;
+            # also the team's running reservations (budgets): WHERE status IN (...).
+            models.Index(fields=["status", "created_at", "id"], name="videojob_status_created"),
+            # Status Running, few jobs at any time: WHERE <NEEDING_WORK> ORDER BY created_at DESC,
+            # id DESC; also the poll sweep's due jobs and its next wake-up (needing_work()).
+            models.Index(
+                fields=["created_at", "id"], condition=NEEDING_WORK, name="videojob_running"
+            ),
+            # Author (and Made by me): WHERE author_id = ? ORDER BY created_at DESC, id DESC;
+            # also a person's spend this month (budgets): WHERE author_id = ? AND created_at >= ?.
+            models.Index(fields=["author", "created_at", "id"], name="videojob_author_created"),
             # A person's running jobs, for their notifier and their budget:
             # WHERE author_id = ? AND status IN (...).
             models.Index(fields=["author", "status"], name="videojob_author_status"),
+            # Model: WHERE model = ? ORDER BY created_at DESC, id DESC.
+            models.Index(fields=["model", "created_at", "id"], name="videojob_model_created"),
+            # Size: WHERE size = ? ORDER BY created_at DESC, id DESC.
+            models.Index(fields=["size", "created_at", "id"], name="videojob_size_created"),
+            # Duration: WHERE seconds = ? ORDER BY created_at DESC, id DESC.
+            models.Index(fields=["seconds", "created_at", "id"], name="videojob_seconds_created"),
+            # With a reference image, the exception: WHERE NOT (input_reference = '')
+            # ORDER BY created_at DESC, id DESC.
+            models.Index(
+                fields=["created_at", "id"], condition=HAS_REFERENCE, name="videojob_reference"
+            ),
+            # Remixes only: WHERE remix_of_id IS NOT NULL ORDER BY created_at DESC, id DESC.
+            models.Index(
+                fields=["created_at", "id"],
+                condition=Q(remix_of__isnull=False),
+                name="videojob_remixes",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -6,33 +6,41 @@ Regions that htmx refreshes are inline partials of the page templates ("page.htm
 import csv
 import hashlib
 import itertools
-from datetime import timedelta
+import re
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from urllib.parse import urlencode
 
 from django.contrib import messages
-from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
 from django.db import connection
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext
 from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import push_url
 
+from accounts import team
 from accounts.roles import can
-from muxweb.text import CsvLines, parse_id, spreadsheet_cell, without_control_characters
+from muxweb.text import (
+    CsvLines,
+    parse_day,
+    parse_id,
+    spreadsheet_cell,
+    without_control_characters,
+)
 from videos import budgets, media, services
 from videos.forms import CreateJobForm, RemixForm
 from videos.models import VARIANTS, ImportRun, ModelSpec, ModelUnavailable, Status, VideoJob
+from videos.paging import Page, page_of
 from videos.usage import chart_bars, month_usage, parse_month, this_month
 
-PAGE_SIZE = 24
 POLL_SECONDS = 2
-# The most job ids one gallery poll may ask about (a page shows PAGE_SIZE cards).
+# The most job ids one gallery poll may ask about (a page shows paging.PAGE_SIZE cards).
 MAX_POLL_IDS = 100
 
 
@@ -60,54 +68,129 @@ def catalogue() -> list[ModelSpec]:
     return list(ModelSpec.objects.filter(enabled=True))
 
 
+# A size filter looks like the catalogue's sizes: "1280x720".
+SIZE = re.compile(r"[0-9]{1,5}x[0-9]{1,5}")
+# The longest duration the seconds column holds.
+MAX_SECONDS = 32767
+REFERENCE = {"with": True, "without": False}
+
+
 def filtered_jobs(request: HttpRequest) -> tuple[QuerySet[VideoJob], dict]:
-    """The gallery's jobs for the filters in the query string, and those filters."""
+    """The gallery's jobs for the filters in the query string, and those filters as understood:
+    a value that makes no sense is dropped, never an error. The gallery, its pages and the CSV
+    export all read them here."""
     filters = {
         # Prompts hold no control characters (and PostgreSQL refuses NUL in a query).
         "q": without_control_characters(request.GET.get("q", "")).strip()[:200],
         "status": request.GET.get("status", ""),
         "author": request.GET.get("author", ""),
         "model": without_control_characters(request.GET.get("model", ""))[:100],
+        "size": request.GET.get("size", ""),
+        "seconds": request.GET.get("seconds", ""),
+        "reference": request.GET.get("reference", ""),
+        "remixes": request.GET.get("remixes", ""),
+        "from": request.GET.get("from", ""),
+        "to": request.GET.get("to", ""),
     }
     if filters["status"] not in ("running", Status.COMPLETED, Status.FAILED):
         filters["status"] = ""
     author_id = request.user.pk if filters["author"] == "me" else parse_id(filters["author"])
     if author_id is None:
         filters["author"] = ""
+    if not SIZE.fullmatch(filters["size"]):
+        filters["size"] = ""
+    seconds = parse_id(filters["seconds"])
+    if seconds is None or seconds > MAX_SECONDS:
+        seconds, filters["seconds"] = None, ""
+    if filters["reference"] not in REFERENCE:
+        filters["reference"] = ""
+    if filters["remixes"] != "1":
+        filters["remixes"] = ""
+    # Days as the viewer's calendar has them: the time zone of their profile.
+    start, end = parse_day(filters["from"]), parse_day(filters["to"])
+    if start is None:
+        filters["from"] = ""
+    if end is None:
+        filters["to"] = ""
     jobs = VideoJob.objects.matching(
         text=filters["q"],
         status=filters["status"],
         author_id=author_id,
         model=filters["model"],
+        size=filters["size"],
+        seconds=seconds,
+        reference=REFERENCE.get(filters["reference"]),
+        remixes_only=bool(filters["remixes"]),
+        created_from=midnight(start) if start else None,
+        created_before=midnight(end + timedelta(days=1)) if end else None,
     )
     return jobs, filters
 
 
+def midnight(day: date) -> datetime:
+    """The moment `day` begins in the viewer's time zone."""
+    return datetime.combine(day, time.min, tzinfo=timezone.get_current_timezone())
+
+
+def filter_choices(specs: list[ModelSpec], filters: dict) -> dict:
+    """The sizes and durations the filters offer: the catalogue's, and the one filtered by if the
+    catalogue no longer has it (the select shows what the page is filtered by)."""
+    sizes = [size for spec in specs for size in spec.sizes]
+    durations = [str(seconds) for spec in specs for seconds in spec.seconds]
+    if filters["size"]:
+        sizes.append(filters["size"])
+    if filters["seconds"]:
+        durations.append(filters["seconds"])
+    return {
+        "sizes": list(dict.fromkeys(sizes)),
+        # Shorter first, so whole numbers come as numbers do: 4, 8, 12.
+        "durations": sorted(set(durations), key=lambda n: (len(n), n)),
+    }
+
+
 def gallery_context(request: HttpRequest, form: CreateJobForm | None = None) -> dict:
     jobs, filters = filtered_jobs(request)
-    page = Paginator(jobs.for_cards(), PAGE_SIZE).get_page(request.GET.get("page"))
+    page = page_of(
+        jobs.for_cards(), older=request.GET.get("older", ""), newer=request.GET.get("newer", "")
+    )
     specs = catalogue()
     if form is None and can(request.user, "create"):
         form = CreateJobForm(specs=specs, initial=duplicate_of(request))
     return {
         **(composer_context(request, form) if form is not None else {}),
         "page": page,
-        "jobs": page.object_list,
+        "jobs": page.jobs,
         "filters": filters,
-        "filter_query": urlencode({k: v for k, v in filters.items() if v}),
+        "filtered": any(filters.values()),
+        **gallery_links(filters, page),
         "form": form,
-        "authors": get_user_model()
-        .objects.filter(video_jobs__isnull=False)
-        .distinct()
-        .order_by("username"),
+        "authors": team.roster(),
         "models": specs,
+        **filter_choices(specs, filters),
         "statuses": [
             ("running", gettext("Running")),
             (Status.COMPLETED, Status.COMPLETED.label),
             (Status.FAILED, Status.FAILED.label),
         ],
         **import_context(request),
-        **poller_context(page.object_list),
+        **poller_context(page.jobs),
+    }
+
+
+def gallery_links(filters: dict, page: Page) -> dict:
+    """The pager's links and the export's, each keeping the filters."""
+    kept = {key: value for key, value in filters.items() if value}
+
+    def link(name: str, **cursor: str) -> str:
+        query = urlencode({**kept, **cursor})
+        return f"{reverse(name)}?{query}" if query else reverse(name)
+
+    return {
+        "filters_url": link("videos-gallery"),
+        "newest_url": None if page.first else link("videos-gallery"),
+        "newer_url": link("videos-gallery", newer=page.newer) if page.newer else None,
+        "older_url": link("videos-gallery", older=page.older) if page.older else None,
+        "export_url": link("videos-export"),
     }
 
 
@@ -127,8 +210,9 @@ IMPORT_SHOWN_FOR = timedelta(hours=1)
 
 
 def duplicate_of(request: HttpRequest) -> dict:
-    """The create form's starting values: those of the job named by ?from=, if any."""
-    source = parse_id(request.GET.get("from", ""))
+    """The create form's starting values: those of the job named by ?duplicate=, if any."""
+    # Links made before the date filter took ?from= named the job there.
+    source = parse_id(request.GET.get("duplicate") or request.GET.get("from", ""))
     job = VideoJob.objects.filter(pk=source).first() if source else None
     if job is None:
         return {}
@@ -138,9 +222,19 @@ def duplicate_of(request: HttpRequest) -> dict:
 @require_GET
 def gallery(request: HttpRequest) -> HttpResponse:
     require_team(request)
+    if "page" in request.GET:
+        # Pages were numbered once; the numbers shifted with every new job anyway, and serving a
+        # deep one would mean the OFFSET scan that cursors avoid. An old link opens the newest
+        # page, with its filters.
+        query = request.GET.copy()
+        del query["page"]
+        gallery_url = reverse("videos-gallery")
+        return redirect(f"{gallery_url}?{query.urlencode()}" if query else gallery_url)
     context = gallery_context(request)
     if request.htmx and request.htmx.target == "results":
-        return render(request, "videos/gallery.html#results", context)
+        # The filter form sends every field; the address it pushes keeps only those in use.
+        response = render(request, "videos/gallery.html#results", context)
+        return push_url(response, context["filters_url"])
     return render(request, "videos/gallery.html", context)
 
 
