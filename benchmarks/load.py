@@ -88,6 +88,7 @@ POLL_ID = re.compile(r'class="poll-id" name="ids" value="(\d+)"')
 POLL_VERSION = re.compile(r'id="poll-version" name="v" value="([^"]*)"')
 POLLER_ACTIVE = re.compile(r'<div id="poller"[^>]*hx-get=')
 THUMBNAIL = re.compile(r'src="(/videos/\d+/media/thumbnail)"')
+OLDER_LINK = re.compile(r'<a href="(\?[^"]*older=[^"]+)" rel="next"')
 STATUS_VERSION = re.compile(r'id="job-status"[^>]*hx-get="[^"?]*\?v=([^"]+)"')
 VIDEO = re.compile(r'<video class="player"[^>]*src="(/videos/\d+/media/video)"')
 CONTENT_RANGE = re.compile(r"bytes \d+-\d+/(\d+)")
@@ -230,11 +231,13 @@ class Browser:
         match = POLL_VERSION.search(html)
         self.version = match.group(1) if match else ""
         self.thumbnails = THUMBNAIL.findall(html)
+        match = OLDER_LINK.search(html)
+        self.older = "/" + match.group(1).replace("&amp;", "&") if match else None
 
     def open_gallery(self, deadline: float) -> None:
         path = "/"
-        if len(self.cards) > 24 and self.rng.random() < 0.25:
-            path = "/?page=2"
+        if getattr(self, "older", None) and self.rng.random() < 0.25:
+            path = self.older  # the Older link of the last gallery read
         response = self.fetch("gallery", "GET", path)
         if response is None:
             return
