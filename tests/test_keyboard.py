@@ -65,6 +65,28 @@ def test_the_gallery_and_a_video_page_work_from_the_keyboard(page, member):
     page.keyboard.press("j")
     page.keyboard.press("Enter")
     expect(page).to_have_url(re.compile(rf"/videos/{jobs[-1].pk}/$"))
+    page.wait_for_load_state()
     page.keyboard.press(" ")
     assert page.evaluate("window.playCalls") == 1
+    # ← and → walk the gallery it came from: newer, then older again.
+    page.keyboard.press("ArrowRight")
+    expect(page).to_have_url(re.compile(rf"/videos/{jobs[1].pk}/$"))
+    page.wait_for_load_state()
+    page.keyboard.press("ArrowLeft")
+    expect(page).to_have_url(re.compile(rf"/videos/{jobs[-1].pk}/$"))
+    page.wait_for_load_state()
+    page.keyboard.press("ArrowLeft")
+    expect(page.locator("main")).to_contain_text("Shot 2")
+
+    # From a filtered gallery, the neighbours are those of that gallery.
+    other = make_job(member, status=Status.FAILED, prompt="Failed between")
+    page.goto("/?status=completed")
+    page.wait_for_load_state()
+    page.keyboard.press("j")
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(rf"/videos/{jobs[-1].pk}/\?status=completed$"))
+    page.wait_for_load_state()
+    page.keyboard.press("ArrowRight")
+    expect(page).to_have_url(re.compile(rf"/videos/{jobs[1].pk}/\?status=completed$"))
+    assert other.pk not in (jobs[1].pk, jobs[-1].pk)
     assert_nothing_blocked_or_logged(page, ["/", f"/videos/{jobs[-1].pk}/"])

@@ -36,7 +36,7 @@ from muxweb.text import (
 from videos import budgets, media, services
 from videos.forms import CreateJobForm, RemixForm
 from videos.models import VARIANTS, ImportRun, ModelSpec, ModelUnavailable, Status, VideoJob
-from videos.paging import Page, page_of
+from videos.paging import Page, newer_than, older_than, page_of
 from videos.usage import chart_bars, month_usage, parse_month, this_month
 
 POLL_SECONDS = 2
@@ -191,6 +191,26 @@ def gallery_links(filters: dict, page: Page) -> dict:
         "newer_url": link("videos-gallery", newer=page.newer) if page.newer else None,
         "older_url": link("videos-gallery", older=page.older) if page.older else None,
         "export_url": link("videos-export"),
+        # A card's link carries the filters, so its job's page knows its neighbours.
+        "card_query": f"?{urlencode(kept)}" if kept else "",
+    }
+
+
+def gallery_neighbours(request: HttpRequest, job: VideoJob) -> dict:
+    """The newer and older jobs next to `job` in the gallery it was opened from (the filters
+    ride in the job page's query string), for the page's Newer/Older links and ←/→. Two
+    index-ordered queries that stop at the first row."""
+    jobs, filters = filtered_jobs(request)
+    kept = {key: value for key, value in filters.items() if value}
+    query = f"?{urlencode(kept)}" if kept else ""
+    newer = jobs.filter(newer_than(job.created_at, job.pk)).order_by("created_at", "id")
+    older = jobs.filter(older_than(job.created_at, job.pk)).order_by("-created_at", "-id")
+    newer_pk = newer.values_list("pk", flat=True).first()
+    older_pk = older.values_list("pk", flat=True).first()
+    return {
+        "gallery_url": reverse("videos-gallery") + query,
+        "newer_job_url": reverse("videos-detail", args=[newer_pk]) + query if newer_pk else None,
+        "older_job_url": reverse("videos-detail", args=[older_pk]) + query if older_pk else None,
     }
 
 
@@ -431,7 +451,8 @@ def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
         if request.GET.get("v") == version_of([job]):
             return HttpResponse(status=204)
         return render(request, "videos/job_detail.html#status", job_context(request, job))
-    return render(request, "videos/job_detail.html", job_context(request, job))
+    context = {**job_context(request, job), **gallery_neighbours(request, job)}
+    return render(request, "videos/job_detail.html", context)
 
 
 @require_POST
