@@ -11,6 +11,8 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from videos import search
+
 VARIANTS = ("video", "thumbnail", "spritesheet")
 
 # A job that has not finished this long after it was submitted is given up on, whatever the
@@ -232,7 +234,7 @@ class VideoJobQuerySet(models.QuerySet):
         """The gallery's filters. status "running" means still changing, files being saved too."""
         jobs = self
         if text:
-            jobs = jobs.filter(Q(prompt__icontains=text) | Q(upstream_id=text))
+            jobs = search.matching_text(jobs, text)
         if status == "running":
             jobs = jobs.needing_work()
         elif status == Status.COMPLETED:
