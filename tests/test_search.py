@@ -3,14 +3,14 @@ an index on both databases and kept in step with every way a job is written."""
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
+from django.db import connection, models
 from django.urls import reverse
 
 from tests.conftest import API_KEY
 from tests.factories import make_job
 from videos import search, services
 from videos.models import Status, VideoJob
-from videos.search import MAX_TERMS, search_terms
+from videos.search import MAX_TERMS, repair_sqlite_index, search_terms
 from videos.upstream.client import VideosClient
 
 pytestmark = pytest.mark.django_db
@@ -231,6 +231,29 @@ def test_postgresql_searches_through_its_indexes(jobs, text, index):
         cursor.execute("SET LOCAL enable_indexscan = off")
     plan = VideoJob.objects.matching(text=text).for_cards()[:24].explain()
     assert f"Bitmap Index Scan on {index}" in plan
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's triggers")
+@pytest.mark.django_db(transaction=True)
+def test_search_triggers_come_back_after_django_rebuilds_the_jobs_table(member):
+    before = make_job(member, prompt="Written before the rebuild")
+    field = VideoJob._meta.get_field("error_code")
+    wider = models.CharField(max_length=101, blank=True)
+    wider.set_attributes_from_name("error_code")
+    # Django changes a field on SQLite by copying the table into a new one: triggers are lost.
+    with connection.schema_editor() as editor:
+        editor.alter_field(VideoJob, field, wider)
+    try:
+        during = make_job(member, prompt="Written while the triggers were missing")
+        assert found("missing") == set()
+        call_command("migrate", verbosity=0)  # nothing to apply, but post_migrate runs
+        after = make_job(member, prompt="Written after the rebuild")
+        assert found("Written") == {before.prompt, during.prompt, after.prompt}
+        assert repair_sqlite_index(connection) is False  # nothing left to repair
+    finally:
+        with connection.schema_editor() as editor:
+            editor.alter_field(VideoJob, wider, field)
+        repair_sqlite_index(connection)
 
 
 @pytest.mark.django_db(transaction=True)

@@ -25,7 +25,8 @@ the word's characters, and the LIKE keeps those where they stand together.
 import re
 
 from django.contrib.postgres.fields import ArrayField
-from django.db import connections, models
+from django.db import connections, models, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import F, Func, Q, QuerySet, Value
 from django.db.models.expressions import RawSQL
 from django.db.models.lookups import In, PostgresOperatorLookup
@@ -40,7 +41,8 @@ def searchable_text_sql(row: str) -> str:
     trigger): its prompt, and two spaces so that its last characters start a trigram too.
 
     Titles and notes join it here when jobs have them, with a migration that recreates the
-    triggers and refills the table from it, and new PostgreSQL indexes over the same text."""
+    triggers and refills the table from it (as `repair_sqlite_index` does), and new PostgreSQL
+    indexes over the same text."""
     return f"{row}.prompt || '  '"
 
 
@@ -140,3 +142,50 @@ def _postgresql_condition(terms: list[str]) -> Q:
         if not _TRIGRAM_WORD.search(term):
             found &= Q(_Holds(_Characters(F("prompt")), _Characters(Value(term))))
     return found
+
+
+# The triggers that keep SQLite's search table, as migration 0012 made them.
+SQLITE_TRIGGERS = {
+    "videos_search_insert": f"""
+        AFTER INSERT ON videos_videojob BEGIN
+            INSERT OR REPLACE INTO videos_search (rowid, searchable)
+            VALUES (new.id, {searchable_text_sql("new")});
+        END""",  # noqa: S608  (constant SQL)
+    "videos_search_update": f"""
+        AFTER UPDATE OF prompt ON videos_videojob WHEN new.prompt IS NOT old.prompt BEGIN
+            INSERT OR REPLACE INTO videos_search (rowid, searchable)
+            VALUES (new.id, {searchable_text_sql("new")});
+        END""",  # noqa: S608  (constant SQL)
+    "videos_search_delete": """
+        AFTER DELETE ON videos_videojob BEGIN
+            DELETE FROM videos_search WHERE rowid = old.id;
+        END""",
+}
+
+
+def repair_sqlite_index(connection: BaseDatabaseWrapper) -> bool:
+    """Put back SQLite's search triggers if any is missing, and refill the search table; True if
+    it had to. Django changes most fields on SQLite by copying the table into a new one and
+    dropping the old, which drops its triggers with it: jobs written after that would never be
+    found. Run after every migrate (videos.apps)."""
+    if connection.vendor != "sqlite":
+        return False
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'videos_videojob'"
+        )
+        present = {name for (name,) in cursor.fetchall()}
+        cursor.execute("SELECT 1 FROM sqlite_master WHERE name = 'videos_search'")
+        if cursor.fetchone() is None or present >= set(SQLITE_TRIGGERS):
+            return False
+        with transaction.atomic(using=connection.alias):
+            for name, definition in SQLITE_TRIGGERS.items():
+                cursor.execute(f"DROP TRIGGER IF EXISTS {name}")
+                cursor.execute(f"CREATE TRIGGER {name} {definition}")
+            cursor.execute("DELETE FROM videos_search")
+            searchable = searchable_text_sql("videos_videojob")
+            cursor.execute(
+                "INSERT INTO videos_search (rowid, searchable) "  # noqa: S608  (constant SQL)
+                f"SELECT id, {searchable} FROM videos_videojob"
+            )
+    return True
