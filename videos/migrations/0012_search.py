@@ -35,9 +35,12 @@ CREATE = {
         # A trusted extension: the database's owner may create it (PostgreSQL 13 and later). Left
         # in place when this is undone: it may have been there before, or serve others.
         "CREATE EXTENSION IF NOT EXISTS pg_trgm",
+        # Both GIN indexes take a job's entries as it is written (fastupdate off): about 0.2 ms
+        # more per job, and no search reads through a list of pending entries (up to 4 MB, kept
+        # until the next vacuum) before it reads the index.
         # WHERE UPPER(prompt) LIKE UPPER('%lantern%'): words with 3 ASCII letters or digits in a row.
         """CREATE INDEX videojob_search_trigrams ON videos_videojob
-            USING gin (UPPER(prompt) gin_trgm_ops)""",
+            USING gin (UPPER(prompt) gin_trgm_ops) WITH (fastupdate = off)""",
         # The prompt's characters, upper-cased. A function rather than the bare expression so that
         # the planner knows its cost: an array built per row is no cheap filter to scan with.
         """CREATE OR REPLACE FUNCTION videos_search_characters(text) RETURNS text[]
@@ -46,7 +49,7 @@ CREATE = {
         # WHERE videos_search_characters(prompt) @> videos_search_characters('猫咪'): other words
         # (short ones, Chinese); the LIKE above then keeps those with the characters together.
         """CREATE INDEX videojob_search_characters ON videos_videojob
-            USING gin (videos_search_characters(prompt))""",
+            USING gin (videos_search_characters(prompt)) WITH (fastupdate = off)""",
     ],
 }
 DROP = {
