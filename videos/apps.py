@@ -1,4 +1,5 @@
-"""App config: after every migrate, the background schedule exists."""
+"""App config: after every migrate, the background schedule exists and SQLite's search index has
+its triggers."""
 
 from django.apps import AppConfig
 from django.db.models.signals import post_migrate
@@ -22,6 +23,14 @@ def ensure_schedule(sender=None, **kwargs) -> None:
     )
 
 
+def ensure_search_index(sender=None, using: str = "default", **kwargs) -> None:
+    from django.db import connections
+
+    from videos.search import repair_sqlite_index
+
+    repair_sqlite_index(connections[using])
+
+
 class VideosConfig(AppConfig):
     name = "videos"
     verbose_name = _("Videos")
@@ -31,3 +40,4 @@ class VideosConfig(AppConfig):
         from videos import checks  # noqa: F401  (registers the system checks)
 
         post_migrate.connect(ensure_schedule, sender=self)
+        post_migrate.connect(ensure_search_index, sender=self)

@@ -13,6 +13,8 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from videos import search
+
 VARIANTS = ("video", "thumbnail", "spritesheet")
 
 # A job that has not finished this long after it was submitted is given up on, whatever the
@@ -259,7 +261,7 @@ class VideoJobQuerySet(models.QuerySet):
         range includes `created_from` and excludes `created_before`."""
         jobs = self
         if text:
-            jobs = jobs.filter(Q(prompt__icontains=text) | Q(upstream_id=text))
+            jobs = search.matching_text(jobs, text)
         if status == "running":
             jobs = jobs.needing_work()
         elif status == Status.COMPLETED:
