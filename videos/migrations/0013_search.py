@@ -83,7 +83,7 @@ def drop(apps, schema_editor) -> None:
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("videos", "0011_author_status_index"),
+        ("videos", "0012_gallery_indexes"),
     ]
 
     operations = [
