@@ -334,13 +334,20 @@ def run(options) -> None:
         started = time.perf_counter()
         seeder.grow(size)
         if connection.vendor == "postgresql":
-            # What autovacuum does soon after a big insert in production.
+            # What autovacuum does soon after a big insert in production; done here so that it
+            # does not run during the measurements.
             with connection.cursor() as cursor:
-                cursor.execute("ANALYZE")
-        print(f"{size:,} jobs in {time.perf_counter() - started:.0f} s ({connection.vendor})")
+                cursor.execute("VACUUM ANALYZE")
+        filled = time.perf_counter() - started
         values["deep"] = deep_page(client, VideoJob.objects.count())
         urls[size] = {label: url.format(**values) for label, url in PAGES}
         results[size] = measure(client, urls[size], options.repeat)
+        # Other work on the machine shows in the times; the load average (this run included)
+        # says how much there was.
+        print(
+            f"{size:,} jobs ({connection.vendor}): filled in {filled:.0f} s, measured with a "
+            f"load average of {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+        )
     report(results, urls)
     if options.json:
         print(json.dumps({"database": connection.vendor, "urls": urls, "results": results}))
