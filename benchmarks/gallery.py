@@ -10,9 +10,9 @@ running, the catalogue's models, sizes and lengths, spread over a year, some rem
 with a reference image. It measures every page in PAGES as a member, then grows the same
 database to 100,000 jobs (and 1,000,000 with --million) and measures again. Each page is
 requested once to warm up, then `--repeat` times; it prints the queries of each size, the
-median time at each size, its ratio to the time at 1,000 jobs and to /healthz measured at the
-same size, and the one-member CSV's rows with its time per row. Not part of the test suite;
-its numbers are not asserted.
+median time at each size, its ratio to the time at 1,000 jobs (x1k) and to /healthz measured at
+the same size (xhz), and the one-member CSV's rows with its time per row. Not part of the test
+suite; its numbers are not asserted.
 """
 
 import argparse
@@ -358,8 +358,8 @@ def report(results: dict[int, dict], urls: dict[int, dict]) -> None:
     first = sizes[0]
     header = f"{'page':22} {'queries':>14}"
     for size in sizes:
-        header += f" {f'ms @{size:,}':>13}" + ("" if size == first else f" {'x1k':>5}")
-        header += f" {'xhz':>5}"
+        header += f" {f'ms @{size:,}':>13}" + ("" if size == first else f" {'x1k':>6}")
+        header += f" {'xhz':>6}"
     print(f"{header}  status")
     for label in results[first]:
         counts = " -> ".join(str(results[size][label]["queries"]) for size in sizes)
@@ -368,8 +368,8 @@ def report(results: dict[int, dict], urls: dict[int, dict]) -> None:
             row = results[size][label]
             line += f" {row['ms']:>13.1f}"
             if size != first:
-                line += f" {row['ms'] / results[first][label]['ms']:>5.2f}"
-            line += f" {row['ms'] / results[size]['/healthz']['ms']:>5.1f}"
+                line += f" {row['ms'] / results[first][label]['ms']:>6.2f}"
+            line += f" {row['ms'] / results[size]['/healthz']['ms']:>6.1f}"
         statuses = "/".join(sorted({str(results[size][label]["status"]) for size in sizes}))
         print(f"{line}  {statuses}")
     csv = []
