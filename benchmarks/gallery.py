@@ -3,11 +3,11 @@
     .venv/bin/python benchmarks/gallery.py [--million] [--people 40] [--repeat 9] [--json]
     .venv/bin/python benchmarks/gallery.py --database-url postgres://postgres@127.0.0.1:5432/muxweb_gbench
 
-It makes a throwaway data directory (and, with --database-url, the named PostgreSQL database,
-which must not exist yet and is dropped after), migrates, and fills it with 1,000 jobs of
-`--people` Members: English and some Chinese prompts, mostly completed, some failed, a few
-running, the catalogue's models, sizes and lengths, spread over a year, some remixes and some
-with a reference image. It measures every page in PAGES as a member, then grows the same
+It makes a throwaway data directory, removed after (and, with --database-url, the named
+PostgreSQL database, which must not exist yet and is dropped after), migrates, and fills it with
+1,000 jobs of `--people` Members: English and some Chinese prompts, mostly completed, some failed,
+a few running, the catalogue's models, sizes and lengths, spread over a year, some remixes and
+some with a reference image. It measures every page in PAGES as a member, then grows the same
 database to 100,000 jobs (and 1,000,000 with --million) and measures again. Each page is
 requested once to warm up, then `--repeat` times; it prints the queries of each size, the
 median time at each size, its ratio to the time at 1,000 jobs (x1k) and to /healthz measured at
@@ -21,6 +21,7 @@ import json
 import os
 import random
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -105,7 +106,7 @@ FAILURES = [
 ]
 
 
-def setup(database_url: str | None) -> None:
+def setup(database_url: str | None) -> str:
     data = tempfile.mkdtemp(prefix="muxweb-gbench-")
     os.environ["MUXWEB_DATA_DIR"] = data
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "muxweb.settings")
@@ -119,6 +120,7 @@ def setup(database_url: str | None) -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
+    return data
 
 
 def prompt(rng: random.Random) -> str:
@@ -275,14 +277,16 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print the results as JSON too")
     parser.add_argument("--database-url")
     options = parser.parse_args()
-    setup(options.database_url)
+    data = setup(options.database_url)
     try:
         run(options)
     finally:
-        if options.database_url:
-            from django.db import connections
+        from django.db import connections
 
-            connections.close_all()
+        connections.close_all()
+        # A million jobs take some 600 MB of SQLite.
+        shutil.rmtree(data, ignore_errors=True)
+        if options.database_url:
             name = urlsplit(options.database_url).path.lstrip("/")
             subprocess.run(["dropdb", "-h", "127.0.0.1", "-U", "postgres", name], check=False)
 
