@@ -49,6 +49,11 @@ PAGES = [
     ("search: English", "/?q=lantern+dragon"),
     ("search: Chinese", "/?q=%E7%8C%AB%E5%92%AA"),  # 猫咪
     ("search: provider id", "/?q={upstream_id}"),
+    ("size", "/?size=720x1280"),
+    ("duration", "/?seconds=12"),
+    ("created this month", "/?from={month_start}"),
+    ("with a reference image", "/?reference=with"),
+    ("remixes only", "/?remixes=1"),
     ("deep page", "{deep}"),
     ("poll, nothing new", "/videos/poll?ids={running}&v={version}"),
     ("poll, changed", "/videos/poll?ids={running}"),
@@ -235,7 +240,7 @@ def deep_page(client, total: int) -> str:
         return f"/?page={middle // views.PAGE_SIZE + 1}"
     # Cursor pages: following Older links a thousand times is too slow, so ask the gallery's
     # own rule for the cursor an Older link below the middle job would carry.
-    for module in ("videos.views", "videos.filters"):
+    for module in ("videos.paging", "videos.views"):
         try:
             cursor_for = getattr(importlib.import_module(module), "cursor_for", None)
         except ImportError:
@@ -296,6 +301,7 @@ def run(options) -> None:
     from django.contrib.auth.models import Group, User
     from django.db import connection
     from django.test import Client
+    from django.utils import timezone
 
     from tests.factories import make_job
     from videos.models import Status, VideoJob
@@ -330,6 +336,7 @@ def run(options) -> None:
         "running": ",".join(str(job.pk) for job in running),
         "version": version_of(running),
         "job": remix.pk,
+        "month_start": timezone.localdate().replace(day=1).isoformat(),
     }
     seeder = Seeder(people, random.Random(7))
     sizes = SIZES + [1_000_000] if options.million else SIZES

@@ -395,6 +395,10 @@ class VideoJob(models.Model):
             models.Index(
                 fields=["created_at", "id"], condition=NEEDING_WORK, name="videojob_running"
             ),
+            # ... and the files-being-saved part of that WHERE (status = 'completed' AND
+            # assets_fetched_at IS NULL ...), where SQLite reads each part of the OR through its
+            # own index: without this one it read every completed job.
+            models.Index(fields=["assets_fetched_at", "status"], name="videojob_unsaved"),
             # Author (and Made by me): WHERE author_id = ? ORDER BY created_at DESC, id DESC;
             # also a person's spend this month (budgets): WHERE author_id = ? AND created_at >= ?.
             models.Index(fields=["author", "created_at", "id"], name="videojob_author_created"),
