@@ -4,23 +4,9 @@ spelling of a number is a 404 before a view runs."""
 from django.urls import path, register_converter
 
 from accounts import views
-from muxweb.text import parse_id
+from muxweb.text import IdConverter
 
-
-class PersonIdConverter:
-    regex = "[1-9][0-9]{0,18}"
-
-    def to_python(self, value: str) -> int:
-        number = parse_id(value)
-        if number is None:
-            raise ValueError(value)  # the URL does not match: 404
-        return number
-
-    def to_url(self, value: int) -> str:
-        return str(value)
-
-
-register_converter(PersonIdConverter, "person_id")
+register_converter(IdConverter, "person_id")
 
 urlpatterns = [
     path("team/", views.team_page, name="accounts-team"),

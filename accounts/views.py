@@ -171,7 +171,8 @@ def account(request: HttpRequest) -> HttpResponse:
     context = {
         "preferences": preferences,
         "password": password,
-        "spent": spent_this_month(request.user.pk),
+        # With a budget of their own, the allowance has read their spend already.
+        "spent": allowance.person.spent if allowance.person else spent_this_month(request.user.pk),
         "budget": allowance.person,
         "team_budget": allowance.team,
         "role": role_of(request.user),

@@ -21,19 +21,13 @@ import json
 import os
 import random
 import re
-import shutil
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
 from datetime import timedelta
 from decimal import Decimal
-from pathlib import Path
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from throwaway import throwaway_database  # a sibling module
 
 # (label, URL). The URL is formatted with the values `run` picks ({member}, {running}, ...); a
 # new filter is a new line here.
@@ -109,23 +103,6 @@ FAILURES = [
     ("internal_error", "The render failed. Try again."),
     ("video_generation_failed", "The video could not be generated."),
 ]
-
-
-def setup(database_url: str | None) -> str:
-    data = tempfile.mkdtemp(prefix="muxweb-gbench-")
-    os.environ["MUXWEB_DATA_DIR"] = data
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "muxweb.settings")
-    if database_url:
-        name = urlsplit(database_url).path.lstrip("/")
-        subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", name], check=True)
-        os.environ["DATABASE_URL"] = database_url
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
-    return data
 
 
 def prompt(rng: random.Random) -> str:
@@ -282,22 +259,11 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print the results as JSON too")
     parser.add_argument("--database-url")
     options = parser.parse_args()
-    data = setup(options.database_url)
-    try:
+    with throwaway_database(options.database_url):
         run(options)
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        # A million jobs take some 600 MB of SQLite.
-        shutil.rmtree(data, ignore_errors=True)
-        if options.database_url:
-            name = urlsplit(options.database_url).path.lstrip("/")
-            subprocess.run(["dropdb", "-h", "127.0.0.1", "-U", "postgres", name], check=False)
 
 
 def run(options) -> None:
-    from django.conf import settings
     from django.contrib.auth.models import Group, User
     from django.db import connection
     from django.test import Client
@@ -307,13 +273,6 @@ def run(options) -> None:
     from videos.models import Status, VideoJob
     from videos.views import version_of
 
-    settings.ALLOWED_HOSTS = ["*"]
-    settings.SECURE_SSL_REDIRECT = False
-    # No collectstatic here: plain storage, files found where they are.
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
     members = Group.objects.get(name="Members")
     member = User.objects.create_user("mia")
     people = [member] + [User.objects.create_user(f"person{i}") for i in range(options.people)]

@@ -14,18 +14,11 @@ first, as autovacuum would have done. Not part of the test suite; its numbers ar
 """
 
 import argparse
-import os
 import random
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
-from urllib.parse import urlsplit
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from throwaway import throwaway_database  # a sibling module
 
 ENGLISH = [
     word
@@ -77,22 +70,6 @@ SEARCHES = [
     ("no match", "zeppelin"),
     ("a first letter typed", "l"),
 ]
-
-
-def setup(database_url: str | None) -> None:
-    data = tempfile.mkdtemp(prefix="muxweb-bench-")
-    os.environ["MUXWEB_DATA_DIR"] = data
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "muxweb.settings")
-    if database_url:
-        name = urlsplit(database_url).path.lstrip("/")
-        subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", name], check=True)
-        os.environ["DATABASE_URL"] = database_url
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
 
 
 def prompt(rng: random.Random, index: int) -> str:
@@ -177,16 +154,8 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=100_000)
     parser.add_argument("--database-url")
     options = parser.parse_args()
-    setup(options.database_url)
-    try:
+    with throwaway_database(options.database_url):
         run(options)
-    finally:
-        if options.database_url:
-            from django.db import connections
-
-            connections.close_all()
-            name = urlsplit(options.database_url).path.lstrip("/")
-            subprocess.run(["dropdb", "-h", "127.0.0.1", "-U", "postgres", name], check=False)
 
 
 def run(options) -> None:
@@ -196,12 +165,6 @@ def run(options) -> None:
 
     from videos.models import VideoJob
 
-    settings.ALLOWED_HOSTS = ["*"]
-    settings.SECURE_SSL_REDIRECT = False
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
     member = User.objects.create_user("mia")
     member.groups.add(Group.objects.get(name="Members"))
     people = [member] + [User.objects.create_user(f"person{i}") for i in range(20)]

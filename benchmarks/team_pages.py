@@ -12,17 +12,10 @@ the ratio big/baseline. Not part of the test suite; its numbers are not asserted
 """
 
 import argparse
-import os
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
-from urllib.parse import urlsplit
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from throwaway import throwaway_database  # a sibling module
 
 PAGES = [
     ("admin", "team", "/team/"),
@@ -36,22 +29,6 @@ PAGES = [
     ("member", "gallery", "/"),
     ("member", "notifications poll", "/notifications/?ids={running}"),
 ]
-
-
-def setup(database_url: str | None) -> None:
-    data = tempfile.mkdtemp(prefix="muxweb-bench-")
-    os.environ["MUXWEB_DATA_DIR"] = data
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "muxweb.settings")
-    if database_url:
-        name = urlsplit(database_url).path.lstrip("/")
-        subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", name], check=True)
-        os.environ["DATABASE_URL"] = database_url
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
 
 
 def fill(jobs: int, entries: int, people: int) -> None:
@@ -135,16 +112,8 @@ def main() -> None:
     parser.add_argument("--people", type=int, default=40)
     parser.add_argument("--database-url")
     options = parser.parse_args()
-    setup(options.database_url)
-    try:
+    with throwaway_database(options.database_url):
         run(options)
-    finally:
-        if options.database_url:
-            from django.db import connections
-
-            connections.close_all()
-            name = urlsplit(options.database_url).path.lstrip("/")
-            subprocess.run(["dropdb", "-h", "127.0.0.1", "-U", "postgres", name], check=False)
 
 
 def run(options) -> None:
@@ -157,13 +126,6 @@ def run(options) -> None:
     from tests.factories import make_job
     from videos.models import Status
 
-    settings.ALLOWED_HOSTS = ["*"]
-    settings.SECURE_SSL_REDIRECT = False
-    # No collectstatic here: plain storage, files found where they are.
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
     admin = User.objects.create_user("ada", is_staff=True, is_superuser=True)
     member = User.objects.create_user("mia")
     member.groups.add(Group.objects.get(name="Members"))

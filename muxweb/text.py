@@ -44,6 +44,22 @@ def parse_id(value: str) -> int | None:
     return number if 0 < number <= MAX_ID else None
 
 
+class IdConverter:
+    """A row's id in a URL path, in its canonical decimal only: any other spelling of a number
+    (leading zeros, more digits than a database id holds) is a 404 before a view runs."""
+
+    regex = "[1-9][0-9]{0,18}"
+
+    def to_python(self, value: str) -> int:
+        number = parse_id(value)
+        if number is None:
+            raise ValueError(value)  # the URL does not match: 404
+        return number
+
+    def to_url(self, value: int) -> str:
+        return str(value)
+
+
 # The days a date filter may name: every day a person means, far enough from the calendar's ends
 # that its midnight in any time zone, and the day after, are still dates.
 FIRST_DAY = date(1900, 1, 1)

@@ -370,7 +370,12 @@ def test_only_the_webhook_is_exempt_from_csrf():
 @pytest.mark.parametrize("persona", PERSONAS)
 @pytest.mark.parametrize("method", ["get", "post"])
 def test_every_url_answers_each_persona_as_the_table_says(world, persona, method):
-    column = PERSONAS.index(persona)
+    wrong = wrong_answers(world, persona, method, column=PERSONAS.index(persona))
+    assert not wrong, "\n".join(wrong)
+
+
+def wrong_answers(world: World, persona: str, method: str, *, column: int) -> list[str]:
+    """Every URL asked by `persona`, against the table's `column`: what did not match."""
     wrong = []
     for key, row in EXPECTED.items():
         path = row.url(world)
@@ -379,7 +384,7 @@ def test_every_url_answers_each_persona_as_the_table_says(world, persona, method
         expected = getattr(row, method).split()[column]
         if got != expected:
             wrong.append(f"{method.upper()} {path} ({key}): expected {expected}, got {got}")
-    assert not wrong, "\n".join(wrong)
+    return wrong
 
 
 @pytest.mark.parametrize("method", ["get", "post"])
@@ -389,14 +394,7 @@ def test_a_deactivated_account_gets_what_an_anonymous_visitor_gets(world, method
     world.users["deactivated"] = make_person("dora", "member")
     world.users["deactivated"].is_active = False
     world.users["deactivated"].save()
-    wrong = []
-    for key, row in EXPECTED.items():
-        path = row.url(world)
-        write_files(world.job)
-        got = outcome(request(world, "deactivated", method, path, csrf=True))
-        expected = getattr(row, method).split()[PERSONAS.index("anonymous")]
-        if got != expected:
-            wrong.append(f"{method.upper()} {path} ({key}): expected {expected}, got {got}")
+    wrong = wrong_answers(world, "deactivated", method, column=PERSONAS.index("anonymous"))
     assert not wrong, "\n".join(wrong)
 
 

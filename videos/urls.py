@@ -3,23 +3,10 @@ number (leading zeros, more digits than a database id holds) is a 404 before a v
 
 from django.urls import path, register_converter
 
+from muxweb.text import IdConverter
 from videos import notifications, views
 
-
-class JobIdConverter:
-    regex = "[1-9][0-9]{0,18}"
-
-    def to_python(self, value: str) -> int:
-        number = views.parse_id(value)
-        if number is None:
-            raise ValueError(value)  # the URL does not match: 404
-        return number
-
-    def to_url(self, value: int) -> str:
-        return str(value)
-
-
-register_converter(JobIdConverter, "job_id")
+register_converter(IdConverter, "job_id")
 
 urlpatterns = [
     path("", views.gallery, name="videos-gallery"),
