@@ -320,6 +320,15 @@ if MUXWEB_MEDIA_SERVING not in MEDIA_SERVING_MODES:
         f"got {os.environ['MUXWEB_MEDIA_SERVING']!r}"
     )
 MUXWEB_MEDIA_ACCEL_PREFIX = env_str("MUXWEB_MEDIA_ACCEL_PREFIX") or "/protected-media/"
+# How long a finished zip export stays downloadable by the person who asked for it; then the
+# file is removed (videos.exports.remove_expired_exports).
+MUXWEB_ZIP_EXPORT_HOURS = env_number("MUXWEB_ZIP_EXPORT_HOURS", 24.0, float)
+if not 0 < MUXWEB_ZIP_EXPORT_HOURS <= 24 * 365:
+    raise ImproperlyConfigured(
+        f"MUXWEB_ZIP_EXPORT_HOURS must be more than 0 and at most a year of hours; "
+        f"got {MUXWEB_ZIP_EXPORT_HOURS!r}"
+    )
+ZIP_EXPORT_KEPT_FOR = timedelta(hours=MUXWEB_ZIP_EXPORT_HOURS)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},

@@ -6,6 +6,7 @@ from django.db.models.signals import post_migrate
 from django.utils.translation import gettext_lazy as _
 
 SWEEP_SCHEDULE = "videos: poll running jobs"
+EXPORTS_SCHEDULE = "videos: remove expired exports"
 
 
 def ensure_schedule(sender=None, **kwargs) -> None:
@@ -18,6 +19,16 @@ def ensure_schedule(sender=None, **kwargs) -> None:
             "func": "videos.tasks.poll_sweep",
             "schedule_type": Schedule.MINUTES,
             "minutes": 1,
+            "repeats": -1,
+        },
+    )
+    # Finished zip exports are downloadable for a while; then their files go.
+    Schedule.objects.update_or_create(
+        name=EXPORTS_SCHEDULE,
+        defaults={
+            "func": "videos.tasks.remove_expired_exports",
+            "schedule_type": Schedule.MINUTES,
+            "minutes": 10,
             "repeats": -1,
         },
     )

@@ -622,3 +622,82 @@ class ImportRun(models.Model):
     @classmethod
     def latest(cls) -> "ImportRun | None":
         return cls.objects.select_related("started_by").first()
+
+
+class ExportStatus(models.TextChoices):
+    QUEUED = "queued", _("Waiting to start")
+    BUILDING = "building", _("Building")
+    READY = "ready", _("Ready")
+    FAILED = "failed", _("Failed")
+    EXPIRED = "expired", _("Expired")
+
+
+class ZipExport(models.Model):
+    """A zip of videos asked for by one person (videos.exports builds it in the background): the
+    jobs it holds, fixed when asked, its progress, and its file while it may be downloaded."""
+
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="zip_exports"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+    # In the gallery's order, resolved when asked: later changes to the gallery do not alter it.
+    job_ids = models.JSONField(default=list)
+    include_extras = models.BooleanField(default=False)
+    # The asker's time zone: the files are named by the date and time they saw.
+    time_zone = models.CharField(max_length=64, blank=True)
+    status = models.CharField(
+        max_length=20, choices=ExportStatus.choices, default=ExportStatus.QUEUED
+    )
+    done = models.PositiveIntegerField(default=0)
+    total = models.PositiveIntegerField(default=0)
+    # Jobs of the selection whose video is not in the zip (none saved, or unreadable).
+    skipped = models.PositiveIntegerField(default=0)
+    bytes = models.PositiveBigIntegerField(default=0)
+    # Relative to MEDIA_ROOT, set when the build starts.
+    file_name = models.CharField(max_length=200, blank=True)
+    error = models.TextField(blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # My recent exports: WHERE requested_by_id = ? ORDER BY created_at DESC, id DESC.
+            models.Index(fields=["requested_by", "created_at", "id"], name="zipexport_requester"),
+            # The expiry sweep: WHERE status = 'ready' AND expires_at <= ?, and the builds that
+            # stopped: WHERE status = 'building' AND updated_at < ?.
+            models.Index(fields=["status", "expires_at"], name="zipexport_status_expires"),
+        ]
+
+    def __str__(self) -> str:
+        return f"zip export {self.pk}"
+
+    @property
+    def is_running(self) -> bool:
+        return self.status in (ExportStatus.QUEUED, ExportStatus.BUILDING)
+
+    @property
+    def is_downloadable(self) -> bool:
+        return (
+            self.status == ExportStatus.READY
+            and self.expires_at is not None
+            and self.expires_at > timezone.now()
+        )
+
+    @property
+    def is_gone(self) -> bool:
+        """Was ready, and its time is up (the sweep may not have removed the file yet)."""
+        return self.status == ExportStatus.EXPIRED or (
+            self.status == ExportStatus.READY and not self.is_downloadable
+        )
+
+    @property
+    def videos(self) -> int:
+        """The videos the zip holds (or will, once built)."""
+        return max(self.total - self.skipped, 0)
+
+    @property
+    def version(self) -> str:
+        """Changes whenever the page showing this export would: a poll that sees it answers 204."""
+        return f"{self.status}-{self.done}-{self.skipped}"

@@ -1,6 +1,6 @@
 """Entry points for the django-q2 workers: take ids, call a service, hold no logic of their own."""
 
-from videos import downloads, lifecycle, services, sweep
+from videos import downloads, exports, lifecycle, services, sweep
 
 
 def submit_job(job_id: int) -> None:
@@ -25,3 +25,11 @@ def poll_sweep() -> None:
 
 def import_jobs(run_id: int) -> None:
     services.continue_import(run_id)
+
+
+def build_zip(export_id: int) -> None:
+    exports.build_zip(export_id)
+
+
+def remove_expired_exports() -> None:
+    exports.remove_expired_exports()

@@ -33,7 +33,7 @@ from muxweb.text import (
     spreadsheet_cell,
     without_control_characters,
 )
-from videos import budgets, media, services
+from videos import budgets, exports, media, services
 from videos.forms import CreateJobForm, RemixForm
 from videos.models import VARIANTS, ImportRun, ModelSpec, ModelUnavailable, Status, VideoJob
 from videos.paging import Page, newer_than, older_than, page_of
@@ -277,25 +277,8 @@ EXPORT_COLUMNS = [
 
 
 def export_row(job: VideoJob) -> list[str]:
-    return [
-        spreadsheet_cell(value)
-        for value in (
-            job.pk,
-            job.created_at.isoformat(),
-            job.author.get_username() if job.author else "",
-            job.model,
-            job.seconds,
-            job.size,
-            job.status,
-            job.display_progress,
-            job.cost,
-            job.error_code,
-            job.display_error,
-            job.prompt,
-            job.upstream_id,
-            job.remix_of_id,
-        )
-    ]
+    record = exports.job_record(job)
+    return [spreadsheet_cell(record[column]) for column in EXPORT_COLUMNS]
 
 
 @require_GET
