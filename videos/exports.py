@@ -21,6 +21,7 @@ from django.conf import settings
 from django.core.exceptions import SuspiciousFileOperation
 from django.db import transaction
 from django.db.models import QuerySet
+from django.db.models.fields.files import FieldFile
 from django.utils import timezone
 from django.utils.translation import gettext
 from django_q.tasks import async_task
@@ -279,7 +280,7 @@ def _add_job(zf: zipfile.ZipFile, job: VideoJob, variants: tuple, zone) -> dict:
             continue
         field = job.asset(variant)
         name = entry_name(job, variant, Path(field.name).suffix, zone) if field else ""
-        if field and _add_file(zf, Path(field.path), name, job.created_at.astimezone(zone)):
+        if field and _add_file(zf, field, name, job.created_at.astimezone(zone)):
             entry[f"{variant}_file"] = name
         else:
             missing.append(variant)
@@ -292,14 +293,15 @@ def _deleted(job_id: int, variants: tuple) -> dict:
     return {**entry, "id": job_id, "missing": ["job", *variants]}
 
 
-def _add_file(zf: zipfile.ZipFile, path: Path, name: str, when: datetime) -> bool:
+def _add_file(zf: zipfile.ZipFile, field: FieldFile, name: str, when: datetime) -> bool:
     """Copy a job's file into the zip in chunks, stored as it is (videos and pictures are
-    compressed already); False, and nothing written, if it cannot be opened."""
+    compressed already); False, and nothing written, if it cannot be opened or lies outside
+    the media directory."""
     try:
-        real, _relative = media.media_path(path)
+        real, _relative = media.media_path(Path(field.path))
         source = real.open("rb")
     except (OSError, SuspiciousFileOperation) as exc:
-        log.warning("zip export: leaving out %s (%s)", path, exc)
+        log.warning("zip export: leaving out %s (%s)", field.name, exc)
         return False
     with source:
         info = zipfile.ZipInfo(name, date_time=_zip_time(when))

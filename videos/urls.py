@@ -4,7 +4,7 @@ number (leading zeros, more digits than a database id holds) is a 404 before a v
 from django.urls import path, register_converter
 
 from muxweb.text import IdConverter
-from videos import notifications, views
+from videos import export_views, notifications, views
 
 register_converter(IdConverter, "job_id")
 
@@ -12,6 +12,13 @@ urlpatterns = [
     path("", views.gallery, name="videos-gallery"),
     path("videos/poll", views.gallery_poll, name="videos-gallery-poll"),
     path("videos/export.csv", views.export_jobs, name="videos-export"),
+    path("exports/", export_views.exports_page, name="videos-zip-exports"),
+    path("exports/<job_id:pk>/", export_views.export_detail, name="videos-zip-export"),
+    path(
+        "exports/<job_id:pk>/download",
+        export_views.export_download,
+        name="videos-zip-export-download",
+    ),
     path("notifications/", notifications.poll, name="videos-notifications"),
     path("usage/", views.usage, name="videos-usage"),
     path("usage/export.csv", views.usage_csv, name="videos-usage-csv"),
