@@ -88,10 +88,13 @@ EXTRAS = ("thumbnail", "spritesheet")
 # The most jobs one zip may hold.
 MAX_JOBS = 5000
 # Jobs read from the database at a time while building.
-BATCH = 100
+BATCH = 25
 # Bytes copied at a time: the whole of what building holds in memory, besides zipfile's list of
 # the entries it has written.
 COPY_CHUNK = 1024 * 1024
+# Characters of the metadata copied at a time: a character of a prompt takes up to four bytes
+# in Python's memory, then its UTF-8 too.
+TEXT_CHUNK = 64 * 1024
 # Progress is saved after this many jobs, or this many seconds, whichever comes first.
 PROGRESS_EVERY_JOBS = 25
 PROGRESS_EVERY_SECONDS = 1.0
@@ -319,7 +322,7 @@ def _add_text(zf: zipfile.ZipFile, name: str, text_file) -> None:
     info.compress_type = zipfile.ZIP_DEFLATED
     info.external_attr = 0o644 << 16
     with zf.open(info, "w", force_zip64=True) as target:
-        while chunk := text_file.read(COPY_CHUNK):
+        while chunk := text_file.read(TEXT_CHUNK):
             target.write(chunk.encode())
 
 
