@@ -8,7 +8,9 @@ same memory for ten videos as for thousands; its entries are ZIP64 so that it ma
 import csv
 import json
 import logging
+import os
 import shutil
+import stat
 import tempfile
 import unicodedata
 import zipfile
@@ -16,6 +18,7 @@ import zoneinfo
 from collections.abc import Iterator
 from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
+from typing import BinaryIO
 
 from django.conf import settings
 from django.core.exceptions import SuspiciousFileOperation
@@ -301,8 +304,7 @@ def _add_file(zf: zipfile.ZipFile, field: FieldFile, name: str, when: datetime) 
     compressed already); False, and nothing written, if it cannot be opened or lies outside
     the media directory."""
     try:
-        real, _relative = media.media_path(Path(field.path))
-        source = real.open("rb")
+        source = _open_media_file(field.path)
     except (OSError, SuspiciousFileOperation) as exc:
         log.warning("zip export: leaving out %s (%s)", field.name, exc)
         return False
@@ -314,6 +316,21 @@ def _add_file(zf: zipfile.ZipFile, field: FieldFile, name: str, when: datetime) 
         with zf.open(info, "w", force_zip64=True) as target:
             shutil.copyfileobj(source, target, COPY_CHUNK)
     return True
+
+
+def _open_media_file(path: str) -> BinaryIO:
+    """The regular file at `path`, opened, if it (and any link on the way) lies in the media
+    directory. As media.media_path, in os.path: pathlib interns every part of every path, and
+    thousands of job folders would grow the interpreter's table of them."""
+    root = os.path.realpath(settings.MEDIA_ROOT)
+    real = os.path.realpath(path)
+    if os.path.commonpath([root, real]) != root:
+        raise SuspiciousFileOperation(f"{path} is outside MEDIA_ROOT")
+    source = open(real, "rb")  # noqa: SIM115 (the caller closes it)
+    if not stat.S_ISREG(os.fstat(source.fileno()).st_mode):
+        source.close()
+        raise FileNotFoundError(f"{path} is not a regular file")
+    return source
 
 
 def _add_text(zf: zipfile.ZipFile, name: str, text_file) -> None:
