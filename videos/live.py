@@ -56,14 +56,22 @@ def watch_of(query: QueryDict) -> Watch | None:
     return Watch(since=since, shown=shown[:MAX_SHOWN], empty=query.get("empty") == "1")
 
 
-def arrivals(watch: Watch, jobs: VideoJobQuerySet, *, present: list[int]) -> Arrivals | None:
-    """The jobs of `jobs` (the page's filters) newer than the watch's place and not on the page
-    already (`present`: its running cards, and those it added itself), or None when no job at
-    all is newer. At most a page of them, the oldest first, so the next poll goes on from the
-    newest brought and none is skipped."""
+def newest_beyond(watch: Watch) -> tuple[datetime, int] | None:
+    """The place of the newest job of all if it is newer than the watch's, else None: the one
+    row an idle poll reads."""
     latest = newest_position()
     if latest is None or (watch.since is not None and latest <= watch.since):
         return None
+    return latest
+
+
+def arrivals(
+    watch: Watch, jobs: VideoJobQuerySet, *, latest: tuple[datetime, int], present: list[int]
+) -> Arrivals:
+    """The jobs of `jobs` (the page's filters) newer than the watch's place and not on the page
+    already (`present`: its running cards, and those it added itself), `latest` being the place
+    of the newest job of all. At most a page of them, the oldest first, so the next poll goes
+    on from the newest brought and none is skipped."""
     if watch.since is not None:
         jobs = jobs.filter(newer_than(*watch.since))
     excluded = [*watch.shown, *present]

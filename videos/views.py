@@ -385,10 +385,14 @@ def gallery_poll(request: HttpRequest) -> HttpResponse:
     stamps = list(VideoJob.objects.filter(pk__in=ids).order_by("pk").only("pk", "updated_at"))
     changed = version_of(stamps) != request.GET.get("v")
     watch = live.watch_of(request.GET)
-    jobs, filters = filtered_jobs(request)
-    new = live.arrivals(watch, jobs, present=ids) if watch else None
-    if not changed and new is None:
+    latest = live.newest_beyond(watch) if watch else None
+    if not changed and latest is None:
         return HttpResponse(status=204)
+    new = None
+    if latest is not None:
+        # Only now the filters: a search reads its index as soon as it is asked.
+        jobs, filters = filtered_jobs(request)
+        new = live.arrivals(watch, jobs, latest=latest, present=ids)
     cards = list(VideoJob.objects.for_cards().filter(pk__in=ids)) if changed else []
     # Unchanged, the stamps are those of cards that still run.
     running = [job for job in cards if job.is_active] if changed else stamps
