@@ -75,9 +75,7 @@ def arrivals(
     if watch.since is not None:
         jobs = jobs.filter(newer_than(*watch.since))
     excluded = [*watch.shown, *present]
-    rows = list(
-        jobs.exclude(pk__in=excluded).for_cards().order_by("created_at", "id")[:PAGE_SIZE]
-    )
+    rows = list(jobs.exclude(pk__in=excluded).for_cards().order_by("created_at", "id")[:PAGE_SIZE])
     if len(rows) == PAGE_SIZE:
         # More may match: the next poll goes on after the last one brought.
         newest, shown = (rows[-1].created_at, rows[-1].pk), watch.shown
