@@ -49,8 +49,11 @@ PAGES = [
     ("with a reference image", "/?reference=with"),
     ("remixes only", "/?remixes=1"),
     ("deep page", "{deep}"),
-    ("poll, nothing new", "/videos/poll?ids={running}&v={version}"),
-    ("poll, changed", "/videos/poll?ids={running}"),
+    # An open first page with nothing running: the live gallery's idle poll.
+    ("poll, nothing new", "/videos/poll?v={idle_version}&newest={newest}"),
+    ("poll, running cards", "/videos/poll?ids={running}&v={version}&newest={newest}"),
+    ("poll, changed", "/videos/poll?ids={running}&newest={newest}"),
+    ("poll, one new job", "/videos/poll?v={idle_version}&newest={before_newest}"),
     ("job page", "/videos/{job}/"),
     ("CSV, one member", "/videos/export.csv?author={member}"),
 ]
@@ -271,6 +274,7 @@ def run(options) -> None:
 
     from tests.factories import make_job
     from videos.models import Status, VideoJob
+    from videos.paging import cursor_for
     from videos.views import version_of
 
     members = Group.objects.get(name="Members")
@@ -294,6 +298,7 @@ def run(options) -> None:
         "upstream_id": original.upstream_id,
         "running": ",".join(str(job.pk) for job in running),
         "version": version_of(running),
+        "idle_version": version_of([]),
         "job": remix.pk,
         "month_start": timezone.localdate().replace(day=1).isoformat(),
     }
@@ -310,6 +315,11 @@ def run(options) -> None:
                 cursor.execute("VACUUM ANALYZE")
         filled = time.perf_counter() - started
         values["deep"] = deep_page(client, VideoJob.objects.count())
+        # The place of the newest card of an open first page, and of the one before it (a poll
+        # from there finds one new job).
+        newest, before_newest = VideoJob.objects.order_by("-created_at", "-id")[:2]
+        values["newest"] = quote(cursor_for(newest))
+        values["before_newest"] = quote(cursor_for(before_newest))
         urls[size] = {label: url.format(**values) for label, url in PAGES}
         results[size] = measure(client, urls[size], options.repeat)
         # Other work on the machine shows in the times; the load average (this run included)

@@ -385,7 +385,8 @@ class VideoJob(models.Model):
         # row by row. Searching the prompt (`text`) has none of its own.
         indexes = [
             # The gallery unfiltered, the date range, the CSV export, the usage page's and the
-            # budgets' months: ORDER BY created_at DESC, id DESC / WHERE created_at >= ? AND < ?.
+            # budgets' months: ORDER BY created_at DESC, id DESC / WHERE created_at >= ? AND < ?;
+            # the live gallery's poll: ORDER BY created_at DESC, id DESC LIMIT 1.
             models.Index(fields=["created_at", "id"], name="videojob_created"),
             # Status Completed or Failed: WHERE status = ? ORDER BY created_at DESC, id DESC;
             # also the team's running reservations (budgets): WHERE status IN (...).

@@ -34,9 +34,20 @@ class Page:
 
 def cursor_for(job: VideoJob) -> str:
     """The cursor naming `job`'s place in the gallery's order, safe in a URL as it is."""
-    delta = job.created_at - EPOCH
+    return cursor_at(job.created_at, job.pk)
+
+
+def cursor_at(created: datetime, pk: int) -> str:
+    """The cursor naming the place (created, pk) in the gallery's order."""
+    delta = created - EPOCH
     microseconds = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-    return f"{microseconds}_{job.pk}"
+    return f"{microseconds}_{pk}"
+
+
+def newest_position() -> tuple[datetime, int] | None:
+    """The (created_at, id) of the newest job of all, None before the first: one row read from
+    the end of the videojob_created index, however long the history."""
+    return VideoJob.objects.order_by("-created_at", "-id").values_list("created_at", "id").first()
 
 
 def parse_cursor(value: str) -> tuple[datetime, int] | None:

@@ -33,13 +33,24 @@ from muxweb.text import (
     spreadsheet_cell,
     without_control_characters,
 )
-from videos import budgets, exports, media, services
+from videos import budgets, exports, live, media, services
 from videos.forms import CreateJobForm, RemixForm
 from videos.models import VARIANTS, ImportRun, ModelSpec, ModelUnavailable, Status, VideoJob
-from videos.paging import Page, newer_than, older_than, page_of
+from videos.paging import (
+    Page,
+    cursor_at,
+    cursor_for,
+    newer_than,
+    newest_position,
+    older_than,
+    page_of,
+)
 from videos.usage import chart_bars, month_usage, parse_month, this_month
 
 POLL_SECONDS = 2
+# While none of its cards runs, the gallery's first page still asks for new jobs, less often.
+IDLE_POLL_SECONDS = 5
+POLL_TIMING = {"poll_seconds": POLL_SECONDS, "idle_poll_seconds": IDLE_POLL_SECONDS}
 # The most job ids one gallery poll may ask about (a page shows paging.PAGE_SIZE cards).
 MAX_POLL_IDS = 100
 
@@ -174,6 +185,7 @@ def gallery_context(request: HttpRequest, form: CreateJobForm | None = None) -> 
         ],
         **import_context(request),
         **poller_context(page.jobs),
+        **watch_context(page, filters),
     }
 
 
@@ -307,7 +319,33 @@ def export_jobs(request: HttpRequest) -> StreamingHttpResponse:
 
 def poller_context(jobs) -> dict:
     active = [job for job in jobs if job.is_active]
-    return {"active_ids": ",".join(str(job.pk) for job in active), "version": version_of(active)}
+    return {
+        "active_ids": ",".join(str(job.pk) for job in active),
+        "version": version_of(active),
+        **POLL_TIMING,
+    }
+
+
+def watch_context(page: Page, filters: dict) -> dict:
+    """What the first page's poller watches for new jobs with (videos.live): the place of its
+    newest card, or of the newest job of all when no card matches (so that the first poll does
+    not look through a history that matched nothing), and its filters. Older pages do not
+    watch, nor a gallery whose "to" day is over."""
+    end = parse_day(filters["to"])
+    if not page.first or (end and midnight(end + timedelta(days=1)) <= timezone.now()):
+        return {"watching": False}
+    if page.jobs:
+        newest = cursor_for(page.jobs[0])
+    else:
+        position = newest_position()
+        newest = cursor_at(*position) if position else ""
+    return {
+        "watching": True,
+        "newest": newest,
+        "watch_empty": not page.jobs,
+        "watched_filters": [(name, value) for name, value in filters.items() if value],
+        "shown": [],
+    }
 
 
 def version_of(jobs) -> str:
@@ -320,16 +358,45 @@ def version_of(jobs) -> str:
 
 @require_GET
 def gallery_poll(request: HttpRequest) -> HttpResponse:
-    """Refresh the running cards of an open gallery: 204 when none changed."""
+    """Refresh the running cards of an open gallery and, on its first page, bring the new jobs
+    that match its filters (videos.live). 204 when nothing changed and nothing is new, after
+    reading the running cards' stamps and one row of an index."""
     require_team(request)
     # htmx sends one `ids` per running card; a comma-separated list works too.
     raw_ids = [part for value in request.GET.getlist("ids") for part in value.split(",")]
     ids = [i for i in map(parse_id, raw_ids) if i is not None][:MAX_POLL_IDS]
-    stamps = VideoJob.objects.filter(pk__in=ids).order_by("pk").only("pk", "updated_at")
-    if version_of(stamps) == request.GET.get("v"):
+    stamps = list(VideoJob.objects.filter(pk__in=ids).order_by("pk").only("pk", "updated_at"))
+    changed = version_of(stamps) != request.GET.get("v")
+    watch = live.watch_of(request.GET)
+    latest = live.newest_beyond(watch) if watch else None
+    if not changed and latest is None:
         return HttpResponse(status=204)
-    jobs = list(VideoJob.objects.for_cards().filter(pk__in=ids))
-    context = {"jobs": jobs, **poller_context(jobs)}
+    new = None
+    if latest is not None:
+        # Only now the filters: a search reads its index as soon as it is asked.
+        jobs, filters = filtered_jobs(request)
+        new = live.arrivals(watch, jobs, latest=latest, present=ids)
+    cards = list(VideoJob.objects.for_cards().filter(pk__in=ids)) if changed else []
+    # Unchanged, the stamps are those of cards that still run.
+    running = [job for job in cards if job.is_active] if changed else stamps
+    context = {"jobs": cards, "watching": watch is not None, **POLL_TIMING}
+    if new is not None:
+        running += [job for job in new.jobs if job.is_active]
+        page = Page(new.jobs, older=None, newer=None, first=True)
+        context |= {
+            "arrivals": new,
+            "page": page,
+            "filters": filters,
+            **gallery_links(filters, page),
+            "newest": new.newest,
+            "watch_empty": new.empty,
+            "watched_filters": [(name, value) for name, value in filters.items() if value],
+            "shown": new.shown,
+        }
+    context |= {
+        "active_ids": ",".join(str(job.pk) for job in running),
+        "version": version_of(running),
+    }
     return render(request, "videos/partials/poll.html", context)
 
 
@@ -403,6 +470,7 @@ def create_job(request: HttpRequest) -> HttpResponse:
     context = {
         **composer_context(request, fresh_form),
         "new_job": VideoJob.objects.for_cards().get(pk=job.pk),
+        **POLL_TIMING,
     }
     return render(request, "videos/partials/created.html", context)
 
