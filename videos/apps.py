@@ -1,4 +1,4 @@
-"""App config: after every migrate, the background schedule exists and SQLite's search index has
+"""App config: after every migrate, the background schedules exist and SQLite's search index has
 its triggers."""
 
 from django.apps import AppConfig
@@ -6,6 +6,7 @@ from django.db.models.signals import post_migrate
 from django.utils.translation import gettext_lazy as _
 
 SWEEP_SCHEDULE = "videos: poll running jobs"
+TRASH_SCHEDULE = "videos: remove old jobs from the trash"
 
 
 def ensure_schedule(sender=None, **kwargs) -> None:
@@ -18,6 +19,15 @@ def ensure_schedule(sender=None, **kwargs) -> None:
             "func": "videos.tasks.poll_sweep",
             "schedule_type": Schedule.MINUTES,
             "minutes": 1,
+            "repeats": -1,
+        },
+    )
+    # Jobs past their days in the trash go within the hour.
+    Schedule.objects.update_or_create(
+        name=TRASH_SCHEDULE,
+        defaults={
+            "func": "videos.tasks.purge_trash",
+            "schedule_type": Schedule.HOURLY,
             "repeats": -1,
         },
     )

@@ -34,9 +34,14 @@ class Page:
 
 def cursor_for(job: VideoJob) -> str:
     """The cursor naming `job`'s place in the gallery's order, safe in a URL as it is."""
-    delta = job.created_at - EPOCH
+    return cursor_at(job.created_at, job.pk)
+
+
+def cursor_at(moment: datetime, pk: int) -> str:
+    """The cursor naming (moment, pk) in an order by a time and then the id."""
+    delta = moment - EPOCH
     microseconds = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-    return f"{microseconds}_{job.pk}"
+    return f"{microseconds}_{pk}"
 
 
 def parse_cursor(value: str) -> tuple[datetime, int] | None:

@@ -1,6 +1,6 @@
 """Entry points for the django-q2 workers: take ids, call a service, hold no logic of their own."""
 
-from videos import downloads, lifecycle, services, sweep
+from videos import downloads, lifecycle, services, sweep, trash
 
 
 def submit_job(job_id: int) -> None:
@@ -25,3 +25,7 @@ def poll_sweep() -> None:
 
 def import_jobs(run_id: int) -> None:
     services.continue_import(run_id)
+
+
+def purge_trash() -> None:
+    trash.purge_trash()
