@@ -310,7 +310,7 @@ def test_remix_form_makes_one_remix_or_shows_an_error_and_changes_nothing(
 
 @FUZZ
 @given(query=TEXT, form=st.dictionaries(TEXT.filter(bool), TEXT, max_size=3))
-def test_delete_confirmation_ignores_anything_extra_and_deletes_once(
+def test_trash_confirmation_ignores_anything_extra_and_trashes_once(
     member_client, member, provider, query, form
 ):
     job = make_job(member, status=Status.FAILED, prompt="Doomed")
@@ -318,7 +318,8 @@ def test_delete_confirmation_ignores_anything_extra_and_deletes_once(
     assert get(member_client, url, {"next": query, "q": query}).status_code == 200
     response = post(member_client, url, form)
     assert response.status_code == 302
-    assert not VideoJob.objects.filter(pk=job.pk).exists()
+    assert VideoJob.objects.trashed().filter(pk=job.pk).exists()
+    assert not VideoJob.objects.kept().filter(pk=job.pk).exists()
 
 
 DAYS = st.sampled_from(["2026-01-31", "0001-01-01", "9999-12-31", "2026-02-30", "20260101"])
