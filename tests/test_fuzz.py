@@ -310,9 +310,11 @@ def test_remix_form_makes_one_remix_or_shows_an_error_and_changes_nothing(
 
 @FUZZ
 @given(query=TEXT, form=st.dictionaries(TEXT.filter(bool), TEXT, max_size=3))
-def test_trash_confirmation_ignores_anything_extra_and_trashes_once(
+def test_delete_confirmation_ignores_anything_extra_and_deletes_once(
     member_client, member, provider, query, form
 ):
+    # "Deletes": moves to the trash, what the job page's delete does now (the name is cited in
+    # docs/reliability.md).
     job = make_job(member, status=Status.FAILED, prompt="Doomed")
     url = reverse("videos-delete", args=[job.pk])
     assert get(member_client, url, {"next": query, "q": query}).status_code == 200
