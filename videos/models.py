@@ -236,7 +236,7 @@ TRASHED = Q(trashed_at__isnull=False)
 class VideoJobQuerySet(models.QuerySet):
     def kept(self) -> "VideoJobQuerySet":
         """Jobs not in the trash: what the gallery, its exports and lookups show."""
-        return self.exclude(TRASHED)
+        return self.filter(trashed_at__isnull=True)
 
     def trashed(self) -> "VideoJobQuerySet":
         return self.filter(TRASHED)
