@@ -17,7 +17,7 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from accounts.models import Action, ActivityEntry
-from tests.conftest import ARTIFACTS, ROOT
+from tests.conftest import ARTIFACTS, ROOT, wait_for
 from tests.factories import finished_job, make_job, make_person
 from tests.test_browser import assert_nothing_blocked_or_logged, log_in
 from videos import budgets, downloads, trash
@@ -399,8 +399,11 @@ def test_the_nav_links_the_trash_for_the_team(client, member):
 
 
 @pytest.mark.browser
-def test_member_trashes_a_job_from_its_page_and_restores_it_from_the_trash(page, member):
-    job = done(member, "A paper boat on a pond")
+def test_member_trashes_a_job_from_its_page_and_restores_it_from_the_trash(
+    page, client, member, provider
+):
+    client.force_login(member)
+    job = finished_job(client, "A paper boat on a pond")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     log_in(page, "mia", "pw-mia")
     card = page.locator(f"#job-{job.pk}")
@@ -420,6 +423,7 @@ def test_member_trashes_a_job_from_its_page_and_restores_it_from_the_trash(page,
     expect(item).to_contain_text("A paper boat on a pond")
     expect(item).to_contain_text("30 days left")
     expect(item.locator("img")).to_be_visible()
+    wait_for(lambda: item.locator("img").evaluate("img => img.naturalWidth") > 0)
     page.screenshot(path=ARTIFACTS / "trash.png", full_page=True)
     item.locator("button:has-text('Restore')").click()
     page.wait_for_load_state()
@@ -429,6 +433,7 @@ def test_member_trashes_a_job_from_its_page_and_restores_it_from_the_trash(page,
     page.click("nav.topnav a:has-text('Gallery')")
     page.wait_for_load_state()
     expect(page.locator(f"#job-{job.pk} img")).to_be_visible()
+    wait_for(lambda: page.locator(f"#job-{job.pk} img").evaluate("img => img.naturalWidth") > 0)
     job_path = reverse("videos-detail", args=[job.pk])
     visited = ["/", job_path, job_path + "delete", "/trash/", job_path + "restore"]
     assert_nothing_blocked_or_logged(page, visited)
