@@ -32,6 +32,8 @@ ALLOWED: dict[str, frozenset[Role]] = {
     "create": frozenset({Role.ADMIN, Role.MEMBER}),
     "delete": frozenset({Role.ADMIN, Role.MEMBER}),
     "import": frozenset({Role.ADMIN}),
+    # Remove everything in the trash for good now, before its days are up.
+    "empty_trash": frozenset({Role.ADMIN}),
     "use_admin": frozenset({Role.ADMIN}),
     # Everyone's lines on the usage page (the others see their own and the team's total).
     "view_team_usage": frozenset({Role.ADMIN}),
@@ -65,10 +67,10 @@ def role_of(user: AbstractBaseUser | AnonymousUser) -> Role | None:
 
 
 def can(user: AbstractBaseUser | AnonymousUser, action: str, job: Authored | None = None) -> bool:
-    """Whether the user may do `action` ("view", "create", "delete", "import", "use_admin",
-    "view_team_usage", "view_activity", "manage_team"), to `job` for "delete". An unknown
-    action, or "delete" without its job, is an error: a typo must neither allow nor deny
-    quietly."""
+    """Whether the user may do `action` ("view", "create", "delete", "import", "empty_trash",
+    "use_admin", "view_team_usage", "view_activity", "manage_team"), to `job` for "delete".
+    An unknown action, or "delete" without its job, is an error: a typo must neither allow nor
+    deny quietly."""
     if action not in ALLOWED:
         raise ValueError(f"unknown action {action!r}; known: {', '.join(ALLOWED)}")
     if action in JOB_ACTIONS and job is None:

@@ -343,6 +343,11 @@ LOGGING = {
     "loggers": {"videos": {"level": env_str("MUXWEB_LOG_LEVEL", "INFO"), "propagate": True}},
 }
 
+# Days a job stays in the trash before it is removed for good (videos.trash.purge_trash).
+MUXWEB_TRASH_DAYS = int(env_number("MUXWEB_TRASH_DAYS", 30))
+if MUXWEB_TRASH_DAYS < 1:
+    raise ImproperlyConfigured(f"MUXWEB_TRASH_DAYS must be at least 1; got {MUXWEB_TRASH_DAYS}")
+
 # The provider. With no MUXWEB_API_BASE, `manage.py up` starts the built-in simulator on
 # MUXWEB_SIMULATOR_PORT and muxweb talks to it over HTTP like to any provider.
 MUXWEB_SIMULATOR_PORT = int(env_number("MUXWEB_SIMULATOR_PORT", 8765))

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from accounts.models import TeamBudget
 from tests.factories import make_job
@@ -36,6 +37,10 @@ def test_every_page_passes_axe(page, admin, member, language, scheme):
     failed = make_job(member, status=Status.FAILED, prompt="Refused once")
     running = make_job(member, status=Status.IN_PROGRESS, progress=40, prompt="Still rendering")
     make_job(member, status=Status.COMPLETED, remix_of=done, prompt="A remix of it")
+    binned = make_job(
+        member, status=Status.COMPLETED, with_files=True, prompt="In the trash",
+        trashed_at=timezone.now(), trashed_by=member,
+    )  # fmt: skip
     # A budget nearly spent: the composer warns beside the button.
     TeamBudget.objects.update_or_create(pk=1, defaults={"monthly_budget": Decimal("0.50")})
     found = {"/accounts/login/": violations(page, reverse("login"))}
@@ -48,6 +53,9 @@ def test_every_page_passes_axe(page, admin, member, language, scheme):
         reverse("videos-detail", args=[failed.pk]),
         reverse("videos-detail", args=[running.pk]),
         reverse("videos-delete", args=[done.pk]),
+        reverse("videos-detail", args=[binned.pk]),
+        reverse("videos-trash"),
+        reverse("videos-trash-empty"),
         reverse("videos-usage"),
         reverse("accounts-activity"),
         reverse("accounts-team"),

@@ -25,7 +25,7 @@ def actions() -> list[str]:
     return list(ActivityEntry.objects.order_by("id").values_list("action", flat=True))
 
 
-def test_generate_remix_retry_and_delete_each_leave_an_entry_that_outlives_the_job(
+def test_generate_remix_retry_trash_and_purge_each_leave_an_entry_that_outlives_the_job(
     member_client, member, admin, client
 ):
     member_client.post(reverse("videos-create"), {**FORM, "prompt": "A fox in the snow"})
@@ -40,10 +40,12 @@ def test_generate_remix_retry_and_delete_each_leave_an_entry_that_outlives_the_j
     run_until_settled(remix)
     client.force_login(admin)
     client.post(reverse("videos-delete", args=[job.pk]))
+    client.post(reverse("videos-trash-empty"))
     assert not VideoJob.objects.filter(pk=job.pk).exists()
 
-    assert actions() == [Action.CREATE, Action.REMIX, Action.RETRY, Action.DELETE]
-    created, _remix, _retry, deleted = ActivityEntry.objects.order_by("id")
+    assert actions() == [Action.CREATE, Action.REMIX, Action.RETRY, Action.TRASH, Action.PURGE]
+    created, _remix, _retry, trashed, deleted = ActivityEntry.objects.order_by("id")
+    assert trashed.actor_name == "ada" and trashed.subject["prompt"] == "A fox in the snow"
     assert created.actor == member and created.actor_name == "mia" and created.job_id == job.pk
     assert deleted.actor_name == "ada" and deleted.job_id == job.pk
     # The job is gone; its entry still says what it was and what it cost.
@@ -51,7 +53,7 @@ def test_generate_remix_retry_and_delete_each_leave_an_entry_that_outlives_the_j
     assert deleted.subject["model"] == "sora-2" and deleted.subject["cost"] == "0.40"
     assert deleted.subject["author"] == "mia"
     page = client.get(reverse("accounts-activity")).content.decode()
-    assert "A fox in the snow" in page and "Deleted a video" in page
+    assert "A fox in the snow" in page and "Removed a video from the trash for good" in page
 
 
 def test_a_create_the_catalogue_refuses_leaves_no_entry(member_client, member):

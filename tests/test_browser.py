@@ -125,7 +125,7 @@ def test_member_generates_a_video_and_watches_it_complete_without_reload(
     job_page = page.url
 
     page.click("a.button.danger")
-    expect(page.locator("h1")).to_have_text("Delete this video?")
+    expect(page.locator("h1")).to_have_text("Move this video to the trash?")
     page.screenshot(path=ARTIFACTS / "delete-confirm.png")
     job_path = re.sub(r"^https?://[^/]+", "", job_page)
     visited = ["/accounts/login/", "/", "/videos/new/options", "/videos/new", "/videos/poll"]

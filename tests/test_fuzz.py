@@ -313,12 +313,15 @@ def test_remix_form_makes_one_remix_or_shows_an_error_and_changes_nothing(
 def test_delete_confirmation_ignores_anything_extra_and_deletes_once(
     member_client, member, provider, query, form
 ):
+    # "Deletes": moves to the trash, what the job page's delete does now (the name is cited in
+    # docs/reliability.md).
     job = make_job(member, status=Status.FAILED, prompt="Doomed")
     url = reverse("videos-delete", args=[job.pk])
     assert get(member_client, url, {"next": query, "q": query}).status_code == 200
     response = post(member_client, url, form)
     assert response.status_code == 302
-    assert not VideoJob.objects.filter(pk=job.pk).exists()
+    assert VideoJob.objects.trashed().filter(pk=job.pk).exists()
+    assert not VideoJob.objects.kept().filter(pk=job.pk).exists()
 
 
 DAYS = st.sampled_from(["2026-01-31", "0001-01-01", "9999-12-31", "2026-02-30", "20260101"])

@@ -1,4 +1,4 @@
-"""Remix, retry, duplicate and delete, over real HTTP against the simulator."""
+"""Remix, retry, duplicate, move to trash and delete, over real HTTP against the simulator."""
 
 import pytest
 from django.urls import reverse
@@ -70,21 +70,25 @@ def test_any_job_opens_as_a_prefilled_create_form(member_client, member):
         assert '<option value="12" selected>' in page
 
 
-def test_author_deletes_a_job_here_and_upstream_leaving_no_files(member_client, provider, settings):
+def test_author_moves_a_job_to_the_trash_keeping_its_files_and_deleting_it_upstream(
+    member_client, provider, settings
+):
     job = finished_job(member_client, "Short-lived")
     media_dir = settings.MEDIA_ROOT / "videos" / str(job.pk)
     assert media_dir.is_dir()
     confirm = member_client.get(reverse("videos-delete", args=[job.pk]))
-    assert "Delete this video?" in confirm.content.decode()
+    assert "Move this video to the trash?" in confirm.content.decode()
     response = member_client.post(reverse("videos-delete", args=[job.pk]))
     assert response["Location"] == reverse("videos-gallery")
-    assert not VideoJob.objects.filter(pk=job.pk).exists()
-    assert not media_dir.exists()
+    assert VideoJob.objects.trashed().filter(pk=job.pk).exists()
+    assert media_dir.is_dir()
     with pytest.raises(KeyError):
         provider.job(job.upstream_id)
 
 
-def test_only_the_author_or_an_admin_may_delete(member_client, client, other_member, viewer, admin):
+def test_only_the_author_or_an_admin_may_move_to_trash(
+    member_client, client, other_member, viewer, admin
+):
     job = finished_job(member_client, "Mine")
     url = reverse("videos-delete", args=[job.pk])
     for outsider in (other_member, viewer):
@@ -95,17 +99,17 @@ def test_only_the_author_or_an_admin_may_delete(member_client, client, other_mem
             "videos-delete"
             not in client.get(reverse("videos-detail", args=[job.pk])).content.decode()
         )
-    assert VideoJob.objects.filter(pk=job.pk).exists()
+    assert VideoJob.objects.kept().filter(pk=job.pk).exists()
     client.force_login(admin)
     assert client.post(url).status_code == 302
-    assert not VideoJob.objects.filter(pk=job.pk).exists()
+    assert VideoJob.objects.trashed().filter(pk=job.pk).exists()
 
 
-def test_a_running_job_is_not_deleted(member_client, member):
+def test_a_running_job_is_not_moved_to_the_trash(member_client, member):
     job = post_create_form(member_client, "Busy")
     assert job.is_active
     member_client.post(reverse("videos-delete", args=[job.pk]))
-    assert VideoJob.objects.filter(pk=job.pk).exists()
+    assert VideoJob.objects.kept().filter(pk=job.pk).exists()
 
 
 def test_viewer_can_neither_remix_nor_retry(client, viewer, member):

@@ -60,8 +60,17 @@ def catalogue_snapshot(spec: ModelSpec, change: str) -> dict:
 
 @admin.register(VideoJob)
 class VideoJobAdmin(admin.ModelAdmin):
-    list_display = ["id", "prompt", "author", "model", "status", "progress", "created_at"]
-    list_filter = ["status", "model"]
+    list_display = [
+        "id",
+        "prompt",
+        "author",
+        "model",
+        "status",
+        "progress",
+        "created_at",
+        "trashed_at",
+    ]
+    list_filter = ["status", "model", ("trashed_at", admin.EmptyFieldListFilter)]
     search_fields = ["prompt", "upstream_id"]
     list_select_related = ["author"]
     readonly_fields = [f.name for f in VideoJob._meta.fields]
@@ -69,7 +78,8 @@ class VideoJobAdmin(admin.ModelAdmin):
     def has_add_permission(self, request) -> bool:
         return False
 
-    # Deleting follows the job page's rules and goes through the same service: its author or an
+    # Deleting here is for good, not to the trash (the job page's Move to trash is undoable); it
+    # follows the job page's rules and goes through services.delete_job: its author or an
     # admin, never while it runs, and the files and the provider's copy go too. Without a job,
     # Django asks whether to offer deleting at all (the list's bulk action): its own permission
     # answers that, and each selected job is then asked about here.

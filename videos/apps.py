@@ -1,4 +1,4 @@
-"""App config: after every migrate, the background schedule exists and SQLite's search index has
+"""App config: after every migrate, the background schedules exist and SQLite's search index has
 its triggers."""
 
 from django.apps import AppConfig
@@ -7,6 +7,7 @@ from django.utils.translation import gettext_lazy as _
 
 SWEEP_SCHEDULE = "videos: poll running jobs"
 EXPORTS_SCHEDULE = "videos: remove expired exports"
+TRASH_SCHEDULE = "videos: remove old jobs from the trash"
 
 
 def ensure_schedule(sender=None, **kwargs) -> None:
@@ -29,6 +30,15 @@ def ensure_schedule(sender=None, **kwargs) -> None:
             "func": "videos.tasks.remove_expired_exports",
             "schedule_type": Schedule.MINUTES,
             "minutes": 10,
+            "repeats": -1,
+        },
+    )
+    # Jobs past their days in the trash go within the hour.
+    Schedule.objects.update_or_create(
+        name=TRASH_SCHEDULE,
+        defaults={
+            "func": "videos.tasks.purge_trash",
+            "schedule_type": Schedule.HOURLY,
             "repeats": -1,
         },
     )

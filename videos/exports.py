@@ -149,7 +149,7 @@ def jobs_by_ids(raw_ids: list[str]) -> QuerySet[VideoJob]:
         raise ExportRefused(
             gettext("A zip holds at most %(max)s videos: select fewer.") % {"max": f"{MAX_JOBS:,}"}
         )
-    return VideoJob.objects.filter(pk__in=ids)
+    return VideoJob.objects.kept().filter(pk__in=ids)
 
 
 def build_zip(export_id: int) -> None:

@@ -228,9 +228,19 @@ NEEDING_WORK = functools.reduce(
     ],
 )
 HAS_REFERENCE = ~Q(input_reference="")
+# In the trash (videos.trash): kept out of the gallery and every list the team reads, still
+# counted by budgets and usage.
+TRASHED = Q(trashed_at__isnull=False)
 
 
 class VideoJobQuerySet(models.QuerySet):
+    def kept(self) -> "VideoJobQuerySet":
+        """Jobs not in the trash: what the gallery, its exports and lookups show."""
+        return self.filter(trashed_at__isnull=True)
+
+    def trashed(self) -> "VideoJobQuerySet":
+        return self.filter(TRASHED)
+
     def needing_work(self) -> "VideoJobQuerySet":
         """Jobs a worker still has to submit, poll or download files for."""
         return self.filter(NEEDING_WORK)
@@ -369,6 +379,18 @@ class VideoJob(models.Model):
     # makes them from the video instead of asking again.
     variants_not_offered = models.JSONField(default=list, blank=True)
 
+    # Moved to the trash (videos.trash): out of the gallery until restored, removed for good
+    # settings.MUXWEB_TRASH_DAYS later.
+    trashed_at = models.DateTimeField(_("moved to the trash"), null=True, blank=True)
+    trashed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("moved to the trash by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+
     objects = VideoJobQuerySet.as_manager()
 
     class Meta:
@@ -423,6 +445,10 @@ class VideoJob(models.Model):
                 condition=Q(remix_of__isnull=False),
                 name="videojob_remixes",
             ),
+            # The trash page, newest trashed first, and its purge: WHERE trashed_at IS NOT NULL
+            # ORDER BY trashed_at DESC, id DESC / WHERE trashed_at IS NOT NULL AND trashed_at < ?.
+            # Few jobs are in the trash at any time: the index holds only those.
+            models.Index(fields=["trashed_at", "id"], condition=TRASHED, name="videojob_trashed"),
         ]
 
     def __str__(self) -> str:
@@ -445,6 +471,20 @@ class VideoJob(models.Model):
     def is_active(self) -> bool:
         """Still changing: a page showing this job keeps refreshing it."""
         return self.status in ACTIVE_STATUSES or self.is_fetching
+
+    @property
+    def purge_at(self) -> datetime | None:
+        """When a job in the trash is removed for good."""
+        if self.trashed_at is None:
+            return None
+        return self.trashed_at + timedelta(days=settings.MUXWEB_TRASH_DAYS)
+
+    @property
+    def trash_days_left(self) -> int | None:
+        """Whole days, rounded up, until a job in the trash is removed for good."""
+        if self.purge_at is None:
+            return None
+        return max(-((timezone.now() - self.purge_at) // timedelta(days=1)), 0)
 
     @property
     def display_progress(self) -> int:

@@ -55,8 +55,8 @@ def poll(request: HttpRequest) -> HttpResponse:
         raise PermissionDenied
     watched = parse_ids(request.GET.getlist("ids"))
     # One query for both questions: which watched jobs are mine, and which of mine run now.
-    # Someone else's id, or a deleted job's, matches nothing: no toast, and it is dropped.
-    mine = VideoJob.objects.filter(author=request.user)
+    # Someone else's id, or a deleted or trashed job's, matches nothing: no toast, it is dropped.
+    mine = VideoJob.objects.kept().filter(author=request.user)
     rows = (mine.filter(pk__in=watched) | mine.needing_work()).order_by("-pk").only(*TOAST_FIELDS)
     jobs = list(rows[: MAX_POLL_IDS + MAX_WATCHED])
     running = [job.pk for job in jobs if job.is_active][:MAX_WATCHED]

@@ -1,7 +1,7 @@
 """What people do with jobs: create (and remix), retry, delete and import.
 
 Views and commands call these functions; the lifecycle at the provider is in lifecycle.py, the
-poll sweep in sweep.py, downloads in downloads.py.
+poll sweep in sweep.py, downloads in downloads.py, the trash in trash.py.
 """
 
 import logging
@@ -263,14 +263,7 @@ def delete_job(job: VideoJob, *, actor=None) -> bool:
         return True
     if job.is_active:
         raise JobBusy(job.pk)
-    upstream_gone = True
-    if job.upstream_id:
-        try:
-            default_client().delete(job.upstream_id)
-        except UpstreamError as exc:
-            upstream_gone = exc.status == 404
-            if not upstream_gone:
-                log.warning("job %s: provider delete failed (%s)", job.pk, exc)
+    upstream_gone = delete_at_provider(job)
     media_dir = job_media_dir(job)
     with transaction.atomic():
         record(actor, Action.DELETE, job=job, provider_copy_deleted=upstream_gone)
@@ -278,6 +271,22 @@ def delete_job(job: VideoJob, *, actor=None) -> bool:
     # The whole directory: with the three files go any leftover partial downloads.
     shutil.rmtree(media_dir, ignore_errors=True)
     return upstream_gone
+
+
+def delete_at_provider(job: VideoJob) -> bool:
+    """Ask the provider to delete its copy of the job; True if it is gone (or never was). A
+    failure is logged, not raised: the provider's copy expires on its own. Call it outside any
+    transaction, it waits on the provider."""
+    if not job.upstream_id:
+        return True
+    try:
+        default_client().delete(job.upstream_id)
+    except UpstreamError as exc:
+        if exc.status == 404:
+            return True
+        log.warning("job %s: provider delete failed (%s)", job.pk, exc)
+        return False
+    return True
 
 
 def resubmit_job(job: VideoJob, *, author) -> VideoJob:

@@ -1,6 +1,6 @@
 """Entry points for the django-q2 workers: take ids, call a service, hold no logic of their own."""
 
-from videos import downloads, exports, lifecycle, services, sweep
+from videos import downloads, exports, lifecycle, services, sweep, trash
 
 
 def submit_job(job_id: int) -> None:
@@ -33,3 +33,7 @@ def build_zip(export_id: int) -> None:
 
 def remove_expired_exports() -> None:
     exports.remove_expired_exports()
+
+
+def purge_trash() -> None:
+    trash.purge_trash()

@@ -31,4 +31,7 @@ urlpatterns = [
     path("videos/<job_id:pk>/remix", views.remix_job, name="videos-remix"),
     path("videos/<job_id:pk>/retry", views.retry_job, name="videos-retry"),
     path("videos/<job_id:pk>/delete", views.delete_job, name="videos-delete"),
+    path("videos/<job_id:pk>/restore", views.restore_job, name="videos-restore"),
+    path("trash/", views.trash_list, name="videos-trash"),
+    path("trash/empty", views.empty_trash, name="videos-trash-empty"),
 ]

@@ -11,6 +11,7 @@ from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import PermissionDenied
@@ -20,7 +21,8 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, Stream
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.translation import gettext
+from django.utils.html import format_html
+from django.utils.translation import gettext, ngettext
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import push_url
 
@@ -33,7 +35,7 @@ from muxweb.text import (
     spreadsheet_cell,
     without_control_characters,
 )
-from videos import budgets, exports, live, media, services
+from videos import budgets, exports, live, media, services, trash
 from videos.forms import CreateJobForm, RemixForm
 from videos.models import VARIANTS, ImportRun, ModelSpec, ModelUnavailable, Status, VideoJob
 from videos.paging import (
@@ -123,7 +125,7 @@ def filtered_jobs(request: HttpRequest) -> tuple[QuerySet[VideoJob], dict]:
         filters["from"] = ""
     if end is None:
         filters["to"] = ""
-    jobs = VideoJob.objects.matching(
+    jobs = VideoJob.objects.kept().matching(
         text=filters["q"],
         status=filters["status"],
         author_id=author_id,
@@ -245,7 +247,7 @@ def duplicate_of(request: HttpRequest) -> dict:
     """The create form's starting values: those of the job named by ?duplicate=, if any."""
     # Links made before the date filter took ?from= named the job there.
     source = parse_id(request.GET.get("duplicate") or request.GET.get("from", ""))
-    job = VideoJob.objects.filter(pk=source).first() if source else None
+    job = VideoJob.objects.kept().filter(pk=source).first() if source else None
     if job is None:
         return {}
     return {"prompt": job.prompt, "model": job.model, "seconds": job.seconds, "size": job.size}
@@ -365,7 +367,9 @@ def gallery_poll(request: HttpRequest) -> HttpResponse:
     # htmx sends one `ids` per running card; a comma-separated list works too.
     raw_ids = [part for value in request.GET.getlist("ids") for part in value.split(",")]
     ids = [i for i in map(parse_id, raw_ids) if i is not None][:MAX_POLL_IDS]
-    stamps = list(VideoJob.objects.filter(pk__in=ids).order_by("pk").only("pk", "updated_at"))
+    stamps = list(
+        VideoJob.objects.kept().filter(pk__in=ids).order_by("pk").only("pk", "updated_at")
+    )
     changed = version_of(stamps) != request.GET.get("v")
     watch = live.watch_of(request.GET)
     latest = live.newest_beyond(watch) if watch else None
@@ -376,7 +380,7 @@ def gallery_poll(request: HttpRequest) -> HttpResponse:
         # Only now the filters: a search reads its index as soon as it is asked.
         jobs, filters = filtered_jobs(request)
         new = live.arrivals(watch, jobs, latest=latest, present=ids)
-    cards = list(VideoJob.objects.for_cards().filter(pk__in=ids)) if changed else []
+    cards = list(VideoJob.objects.kept().for_cards().filter(pk__in=ids)) if changed else []
     # Unchanged, the stamps are those of cards that still run.
     running = [job for job in cards if job.is_active] if changed else stamps
     context = {"jobs": cards, "watching": watch is not None, **POLL_TIMING}
@@ -479,6 +483,7 @@ def job_context(request: HttpRequest, job: VideoJob, remix_form: RemixForm | Non
     spec = ModelSpec.named(job.model)
     may_remix = (
         can(request.user, "create")
+        and job.trashed_at is None
         and job.status == Status.COMPLETED
         and bool(job.upstream_id)
         and spec.can_remix
@@ -509,6 +514,8 @@ def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def remix_job(request: HttpRequest, pk: int) -> HttpResponse:
     job = get_job_for_user(request, pk, action="create")
+    if job.trashed_at is not None:
+        return refuse_trashed(request, job)
     context = job_context(request, job, RemixForm(request.POST))
     form = context["remix_form"]
     if form is None:
@@ -561,6 +568,8 @@ def import_status(request: HttpRequest) -> HttpResponse:
 @require_POST
 def retry_job(request: HttpRequest, pk: int) -> HttpResponse:
     job = get_job_for_user(request, pk, action="create")
+    if job.trashed_at is not None:
+        return refuse_trashed(request, job)
     if job.status != Status.FAILED:
         messages.error(request, gettext("Only a failed job can be tried again."))
         return redirect("videos-detail", pk=job.pk)
@@ -572,34 +581,97 @@ def retry_job(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("videos-detail", pk=new_job.pk)
 
 
+def refuse_trashed(request: HttpRequest, job: VideoJob) -> HttpResponse:
+    messages.error(request, gettext("This video is in the trash: restore it first."))
+    return redirect("videos-detail", pk=job.pk)
+
+
 def delete_job(request: HttpRequest, pk: int) -> HttpResponse:
-    """GET asks for confirmation; POST deletes, here and at the provider."""
+    """Move to trash: GET asks for confirmation; POST moves the job to the trash and deletes it
+    at the provider. It can be restored from the Trash until it is removed for good."""
     job = get_job_for_user(request, pk, action="delete")
+    if job.trashed_at is not None:
+        messages.info(request, gettext("This video is in the trash already."))
+        return redirect("videos-detail", pk=job.pk)
     if job.is_active:
         messages.error(
             request, gettext("This job is still running; delete it once it has finished.")
         )
         return redirect("videos-detail", pk=job.pk)
     if request.method != "POST":
-        return render(request, "videos/job_delete.html", {"job": job})
+        return render(request, "videos/job_delete.html", {"job": job, **trash_days()})
     try:
-        upstream_gone = services.delete_job(job, actor=request.user)
+        upstream_gone = trash.trash_job(job, actor=request.user)
     except services.JobBusy:
         messages.error(
             request, gettext("This job is still running; delete it once it has finished.")
         )
         return redirect("videos-detail", pk=job.pk)
-    if upstream_gone:
-        messages.success(request, gettext("The video was deleted."))
-    else:
+    moved = (
+        gettext("Moved to the trash. Restore it from the Trash within %(days)d days.")
+        % trash_days()
+    )
+    messages.success(
+        request,
+        format_html(
+            '{} <a href="{}">{}</a>', moved, reverse("videos-trash"), gettext("Open Trash")
+        ),
+    )
+    if not upstream_gone:
         messages.warning(
             request,
-            gettext(
-                "The video was deleted here. The provider could not be reached; "
-                "its copy expires on its own."
-            ),
+            gettext("The provider could not be reached; its copy expires on its own."),
         )
     return redirect("videos-gallery")
+
+
+def trash_days() -> dict:
+    return {"days": settings.MUXWEB_TRASH_DAYS}
+
+
+@require_POST
+def restore_job(request: HttpRequest, pk: int) -> HttpResponse:
+    """Bring a job back from the trash: its author or an admin, like deleting."""
+    job = get_job_for_user(request, pk, action="delete")
+    if trash.restore_job(job, actor=request.user):
+        messages.success(request, gettext("Restored: the video is back in the gallery."))
+    else:
+        messages.info(request, gettext("This video is not in the trash."))
+    if request.POST.get("back") == "trash":
+        return redirect("videos-trash")
+    return redirect("videos-detail", pk=job.pk)
+
+
+@require_GET
+def trash_list(request: HttpRequest) -> HttpResponse:
+    """The team's trash, the most recently trashed first: whoever sees the gallery sees it."""
+    require_team(request)
+    page = trash.trash_page(older=request.GET.get("older", ""))
+    trash_url = reverse("videos-trash")
+    context = {
+        "rows": [(job, can(request.user, "delete", job)) for job in page.jobs],
+        "page": page,
+        "newest_url": None if page.first else trash_url,
+        "older_url": f"{trash_url}?{urlencode({'older': page.older})}" if page.older else None,
+        **trash_days(),
+    }
+    return render(request, "videos/trash.html", context)
+
+
+def empty_trash(request: HttpRequest) -> HttpResponse:
+    """Admins remove everything in the trash for good: GET asks, POST does it."""
+    require_team(request)
+    if not can(request.user, "empty_trash"):
+        raise PermissionDenied
+    if request.method != "POST":
+        return render(request, "videos/trash_empty.html")
+    purged = trash.empty_trash(request.user)
+    messages.success(
+        request,
+        ngettext("%(n)d video was removed for good.", "%(n)d videos were removed for good.", purged)
+        % {"n": purged},
+    )
+    return redirect("videos-trash")
 
 
 @require_GET

@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('videos', '0014_unsaved_index'),
+        ('videos', '0015_trash'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
