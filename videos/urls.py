@@ -11,6 +11,8 @@ register_converter(IdConverter, "job_id")
 urlpatterns = [
     path("", views.gallery, name="videos-gallery"),
     path("videos/poll", views.gallery_poll, name="videos-gallery-poll"),
+    path("videos/select-all", views.select_all, name="videos-bulk"),
+    path("videos/bulk/trash", views.bulk_trash, name="videos-bulk-trash"),
     path("videos/export.csv", views.export_jobs, name="videos-export"),
     path("notifications/", notifications.poll, name="videos-notifications"),
     path("usage/", views.usage, name="videos-usage"),

@@ -11,11 +11,12 @@ from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import PermissionDenied
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import QuerySet, Subquery
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -25,7 +26,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import push_url
 
 from accounts import team
-from accounts.roles import can
+from accounts.roles import can, deletable, may_delete_some
 from muxweb.text import (
     CsvLines,
     parse_day,
@@ -75,22 +76,23 @@ MAX_SECONDS = 32767
 REFERENCE = {"with": True, "without": False}
 
 
-def filtered_jobs(request: HttpRequest) -> tuple[QuerySet[VideoJob], dict]:
-    """The gallery's jobs for the filters in the query string, and those filters as understood:
-    a value that makes no sense is dropped, never an error. The gallery, its pages and the CSV
-    export all read them here."""
+def filtered_jobs(request: HttpRequest, params=None) -> tuple[QuerySet[VideoJob], dict]:
+    """The gallery's jobs for the filters in the query string (or in `params`, a bulk action's
+    form), and those filters as understood: a value that makes no sense is dropped, never an
+    error. The gallery, its pages, the CSV export and the bulk actions all read them here."""
+    params = request.GET if params is None else params
     filters = {
         # Prompts hold no control characters (and PostgreSQL refuses NUL in a query).
-        "q": without_control_characters(request.GET.get("q", "")).strip()[:200],
-        "status": request.GET.get("status", ""),
-        "author": request.GET.get("author", ""),
-        "model": without_control_characters(request.GET.get("model", ""))[:100],
-        "size": request.GET.get("size", ""),
-        "seconds": request.GET.get("seconds", ""),
-        "reference": request.GET.get("reference", ""),
-        "remixes": request.GET.get("remixes", ""),
-        "from": request.GET.get("from", ""),
-        "to": request.GET.get("to", ""),
+        "q": without_control_characters(params.get("q", "")).strip()[:200],
+        "status": params.get("status", ""),
+        "author": params.get("author", ""),
+        "model": without_control_characters(params.get("model", ""))[:100],
+        "size": params.get("size", ""),
+        "seconds": params.get("seconds", ""),
+        "reference": params.get("reference", ""),
+        "remixes": params.get("remixes", ""),
+        "from": params.get("from", ""),
+        "to": params.get("to", ""),
     }
     if filters["status"] not in ("running", Status.COMPLETED, Status.FAILED):
         filters["status"] = ""
@@ -164,6 +166,7 @@ def gallery_context(request: HttpRequest, form: CreateJobForm | None = None) -> 
         "filtered": any(filters.values()),
         **gallery_links(filters, page),
         "form": form,
+        "may_trash": may_delete_some(request.user),
         "authors": team.roster(),
         "models": specs,
         **filter_choices(specs, filters),
@@ -191,6 +194,9 @@ def gallery_links(filters: dict, page: Page) -> dict:
         "newer_url": link("videos-gallery", newer=page.newer) if page.newer else None,
         "older_url": link("videos-gallery", older=page.older) if page.older else None,
         "export_url": link("videos-export"),
+        "select_all_url": link("videos-bulk"),
+        # The bulk bar posts the filters along, for "all matching".
+        "kept_filters": kept,
         # A card's link carries the filters, so its job's page knows its neighbours.
         "card_query": f"?{urlencode(kept)}" if kept else "",
     }
@@ -630,3 +636,90 @@ def usage_csv(request: HttpRequest) -> HttpResponse:
                 [month, breakdown, spreadsheet_cell(line.key), line.jobs, line.seconds, line.cost]
             )
     return response
+
+
+# The most jobs one bulk action takes: more than any real selection, and a bound on the work one
+# request starts. "Select all matching" says so when the filters match more.
+MAX_SELECTION = 10_000
+
+
+def selected_jobs(request: HttpRequest, params) -> tuple[QuerySet[VideoJob], dict]:
+    """The jobs a bulk action is about, and the gallery's filters sent with it: every job
+    matching the filters (all=1), or the ticked ids, on whatever pages they were ticked."""
+    jobs, filters = filtered_jobs(request, params)
+    if params.get("all") == "1":
+        newest = jobs.order_by("-created_at", "-id").values("pk")[:MAX_SELECTION]
+        return VideoJob.objects.filter(pk__in=Subquery(newest)), filters
+    ids = [i for i in map(parse_id, params.getlist("ids")) if i is not None]
+    return VideoJob.objects.filter(pk__in=ids[:MAX_SELECTION]), filters
+
+
+def count_of(jobs: QuerySet[VideoJob]) -> tuple[int, bool]:
+    """How many jobs, counting no further than MAX_SELECTION; and whether there are more."""
+    count = jobs.order_by()[: MAX_SELECTION + 1].count()
+    return min(count, MAX_SELECTION), count > MAX_SELECTION
+
+
+def selection_context(request: HttpRequest, params) -> dict:
+    jobs, filters = selected_jobs(request, params)
+    count, more = count_of(jobs)
+    kept = {key: value for key, value in filters.items() if value}
+    return {
+        "jobs": jobs,
+        "count": count,
+        "more": more,
+        "all_matching": params.get("all") == "1",
+        "ids": [] if params.get("all") == "1" else list(jobs.values_list("pk", flat=True)),
+        "kept_filters": kept,
+        "gallery_url": reverse("videos-gallery") + (f"?{urlencode(kept)}" if kept else ""),
+        "extras": params.get("extras") == "1",
+        "may_trash": may_delete_some(request.user),
+        "trash_days": settings.MUXWEB_TRASH_DAYS,
+    }
+
+
+@require_GET
+def select_all(request: HttpRequest) -> HttpResponse:
+    """"Select all matching": how many jobs the gallery's filters match. The bulk bar shows it in
+    place; without JavaScript it is a page with the bulk actions for all of them."""
+    require_team(request)
+    params = request.GET.copy()
+    params["all"] = "1"
+    context = selection_context(request, params)
+    if request.htmx:
+        return render(request, "videos/bulk.html#all-matching", context)
+    return render(request, "videos/bulk.html", context)
+
+
+@require_POST
+def bulk_trash(request: HttpRequest) -> HttpResponse:
+    """Move a selection to the trash. The first post asks for confirmation on a page of its own
+    (it works without JavaScript) saying how many of the selected this person may move; the
+    confirmed post moves them."""
+    require_team(request)
+    if not may_delete_some(request.user):
+        raise PermissionDenied
+    context = selection_context(request, request.POST)
+    movable = deletable(request.user, context["jobs"])
+    if not request.POST.get("confirmed"):
+        count, _more = count_of(movable)
+        sample = list(movable.order_by("-created_at", "-id")[:SAMPLE_SIZE])
+        return render(
+            request,
+            "videos/bulk.html",
+            {
+                **context,
+                "confirm_trash": True,
+                "movable": count,
+                "kept_back": context["count"] - count,
+                "sample": sample,
+                "more_than_sample": count - len(sample),
+            },
+        )
+    result = services.trash_jobs(movable, actor=request.user)
+    messages.success(request, result.summary())
+    return redirect(context["gallery_url"])
+
+
+# How many of the selected prompts the confirmation page lists.
+SAMPLE_SIZE = 8
