@@ -86,3 +86,17 @@ def can(user: AbstractBaseUser | AnonymousUser, action: str, job: Authored | Non
         # Django's admin lets in staff accounts only.
         return user.is_staff
     return True
+
+
+def may_delete_some(user: AbstractBaseUser | AnonymousUser) -> bool:
+    """Whether the user may delete any job at all (their own, or everyone's): a bulk action
+    offers "Move to trash" only then."""
+    return role_of(user) in ALLOWED["delete"]
+
+
+def deletable(user: AbstractBaseUser | AnonymousUser, jobs):
+    """The jobs of the queryset `jobs` that the user may delete: `can(user, "delete", job)`
+    asked of a whole selection at once, in the database."""
+    if not may_delete_some(user):
+        return jobs.none()
+    return jobs if role_of(user) == Role.ADMIN else jobs.filter(author_id=user.pk)

@@ -1,7 +1,6 @@
 """Zip exports: ask for one from the gallery (its filters or a selection), follow its progress,
 download it. Whoever may see the gallery may export; an export is its requester's alone."""
 
-import copy
 from pathlib import Path
 
 from django.conf import settings
@@ -16,7 +15,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from videos import exports, media
 from videos.models import ZipExport
-from videos.views import filtered_jobs, require_team
+from videos.views import require_team, selected_jobs
 
 # The exports a person's list shows, newest first.
 RECENT = 20
@@ -44,30 +43,20 @@ def exports_page(request: HttpRequest) -> HttpResponse:
 
 
 def start_export(request: HttpRequest) -> HttpResponse:
+    # The filters may ride in the address too (a plain form posting to the gallery's query).
+    params = request.GET.copy()
+    params.update(request.POST)
     try:
-        if request.POST.getlist("ids"):
-            jobs = exports.jobs_by_ids(request.POST.getlist("ids"))
-        elif request.POST.get("all") == "1":
-            jobs, _filters = filtered_jobs(gallery_request(request))
-        else:
+        if params.get("all") != "1" and not params.getlist("ids"):
             raise exports.ExportRefused(gettext("Choose the videos to export."))
+        jobs, _filters = selected_jobs(request, params)
         export = exports.start_zip_export(
-            request.user, jobs, include_extras=request.POST.get("extras") == "1"
+            request.user, jobs, include_extras=params.get("extras") == "1"
         )
     except exports.ExportRefused as exc:
         messages.error(request, str(exc))
         return go_to(request, reverse("videos-gallery"))
     return go_to(request, reverse("videos-zip-export", args=[export.pk]))
-
-
-def gallery_request(request: HttpRequest) -> HttpRequest:
-    """The request as the gallery's filters read it (from the query string): with the posted
-    filters over those of the address."""
-    params = request.GET.copy()
-    params.update(request.POST)
-    seen = copy.copy(request)
-    seen.GET = params
-    return seen
 
 
 def go_to(request: HttpRequest, url: str) -> HttpResponse:

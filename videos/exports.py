@@ -30,7 +30,7 @@ from django.utils.translation import gettext
 from django_q.tasks import async_task
 
 from muxweb import datadir
-from muxweb.text import parse_id, spreadsheet_cell
+from muxweb.text import spreadsheet_cell
 from videos import media
 from videos.models import ExportStatus, VideoJob, ZipExport
 
@@ -139,17 +139,6 @@ def start_zip_export(actor, jobs: QuerySet[VideoJob], *, include_extras: bool = 
         lambda: async_task("videos.tasks.build_zip", export.pk, timeout=BUILD_TIMEOUT)
     )
     return export
-
-
-def jobs_by_ids(raw_ids: list[str]) -> QuerySet[VideoJob]:
-    """The jobs named by a selection's `ids` values (a comma-separated list works too); a value
-    that names no job is dropped. Refused beyond MAX_JOBS, before any query."""
-    ids = {i for part in raw_ids for i in map(parse_id, part.split(",")) if i is not None}
-    if len(ids) > MAX_JOBS:
-        raise ExportRefused(
-            gettext("A zip holds at most %(max)s videos: select fewer.") % {"max": f"{MAX_JOBS:,}"}
-        )
-    return VideoJob.objects.kept().filter(pk__in=ids)
 
 
 def build_zip(export_id: int) -> None:

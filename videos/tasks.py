@@ -37,3 +37,7 @@ def remove_expired_exports() -> None:
 
 def purge_trash() -> None:
     trash.purge_trash()
+
+
+def delete_at_provider(job_ids: list[int]) -> None:
+    trash.delete_trashed_at_provider(job_ids)

@@ -18,6 +18,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from django_q.tasks import async_task
 
 from accounts.activity import record
 from accounts.models import Action
@@ -43,6 +44,14 @@ class TrashResult:
     already: int = 0
     # Trashed, but the provider could not be reached: its copy expires on its own.
     provider_failed: int = 0
+    # Trashed; a worker asks the provider to delete them.
+    provider_later: int = 0
+
+
+# Up to this many provider deletes are done while the request waits (and their failures told);
+# more go to a worker in batches.
+INLINE_PROVIDER_DELETES = 10
+PROVIDER_BATCH = 200
 
 
 def trash_job(job: VideoJob, *, actor) -> bool:
@@ -86,8 +95,23 @@ def trash_jobs(jobs: Iterable[VideoJob], *, actor) -> TrashResult:
             else:
                 moved.append(job)
     result.trashed = len(moved)
-    result.provider_failed = sum(1 for job in moved if not delete_at_provider(job))
+    if len(moved) <= INLINE_PROVIDER_DELETES:
+        result.provider_failed = sum(1 for job in moved if not delete_at_provider(job))
+    else:
+        # A big selection would keep the request waiting on the provider once per job: a
+        # worker tells the provider instead, a batch at a time.
+        result.provider_later = len(moved)
+        ids = [job.pk for job in moved if job.upstream_id]
+        for start in range(0, len(ids), PROVIDER_BATCH):
+            async_task("videos.tasks.delete_at_provider", ids[start : start + PROVIDER_BATCH])
     return result
+
+
+def delete_trashed_at_provider(job_ids: list[int]) -> None:
+    """Ask the provider to delete its copies of these trashed jobs (a worker's half of
+    `trash_jobs`); safe to run twice, a second delete finds them gone."""
+    for job in VideoJob.objects.trashed().filter(pk__in=job_ids).exclude(upstream_id=None):
+        delete_at_provider(job)
 
 
 def _move_to_trash(job: VideoJob, actor, now: datetime) -> bool:

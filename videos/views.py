@@ -16,7 +16,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import PermissionDenied
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import QuerySet, Subquery
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -27,7 +27,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import push_url
 
 from accounts import team
-from accounts.roles import can
+from accounts.roles import can, deletable, may_delete_some
 from muxweb.text import (
     CsvLines,
     parse_day,
@@ -37,7 +37,15 @@ from muxweb.text import (
 )
 from videos import budgets, exports, live, media, services, trash
 from videos.forms import CreateJobForm, RemixForm
-from videos.models import VARIANTS, ImportRun, ModelSpec, ModelUnavailable, Status, VideoJob
+from videos.models import (
+    NEEDING_WORK,
+    VARIANTS,
+    ImportRun,
+    ModelSpec,
+    ModelUnavailable,
+    Status,
+    VideoJob,
+)
 from videos.paging import (
     Page,
     cursor_at,
@@ -88,22 +96,23 @@ MAX_SECONDS = 32767
 REFERENCE = {"with": True, "without": False}
 
 
-def filtered_jobs(request: HttpRequest) -> tuple[QuerySet[VideoJob], dict]:
-    """The gallery's jobs for the filters in the query string, and those filters as understood:
-    a value that makes no sense is dropped, never an error. The gallery, its pages and the CSV
-    export all read them here."""
+def filtered_jobs(request: HttpRequest, params=None) -> tuple[QuerySet[VideoJob], dict]:
+    """The gallery's jobs for the filters in the query string (or in `params`, a bulk action's
+    form), and those filters as understood: a value that makes no sense is dropped, never an
+    error. The gallery, its pages, the CSV export and the bulk actions all read them here."""
+    params = request.GET if params is None else params
     filters = {
         # Prompts hold no control characters (and PostgreSQL refuses NUL in a query).
-        "q": without_control_characters(request.GET.get("q", "")).strip()[:200],
-        "status": request.GET.get("status", ""),
-        "author": request.GET.get("author", ""),
-        "model": without_control_characters(request.GET.get("model", ""))[:100],
-        "size": request.GET.get("size", ""),
-        "seconds": request.GET.get("seconds", ""),
-        "reference": request.GET.get("reference", ""),
-        "remixes": request.GET.get("remixes", ""),
-        "from": request.GET.get("from", ""),
-        "to": request.GET.get("to", ""),
+        "q": without_control_characters(params.get("q", "")).strip()[:200],
+        "status": params.get("status", ""),
+        "author": params.get("author", ""),
+        "model": without_control_characters(params.get("model", ""))[:100],
+        "size": params.get("size", ""),
+        "seconds": params.get("seconds", ""),
+        "reference": params.get("reference", ""),
+        "remixes": params.get("remixes", ""),
+        "from": params.get("from", ""),
+        "to": params.get("to", ""),
     }
     if filters["status"] not in ("running", Status.COMPLETED, Status.FAILED):
         filters["status"] = ""
@@ -177,6 +186,7 @@ def gallery_context(request: HttpRequest, form: CreateJobForm | None = None) -> 
         "filtered": any(filters.values()),
         **gallery_links(filters, page),
         "form": form,
+        "may_trash": may_delete_some(request.user),
         "authors": team.roster(),
         "models": specs,
         **filter_choices(specs, filters),
@@ -205,6 +215,9 @@ def gallery_links(filters: dict, page: Page) -> dict:
         "newer_url": link("videos-gallery", newer=page.newer) if page.newer else None,
         "older_url": link("videos-gallery", older=page.older) if page.older else None,
         "export_url": link("videos-export"),
+        "select_all_url": link("videos-bulk"),
+        # The bulk bar posts the filters along, for "all matching".
+        "kept_filters": kept,
         # A card's link carries the filters, so its job's page knows its neighbours.
         "card_query": f"?{urlencode(kept)}" if kept else "",
     }
@@ -753,3 +766,135 @@ def usage_csv(request: HttpRequest) -> HttpResponse:
                 [month, breakdown, spreadsheet_cell(line.key), line.jobs, line.seconds, line.cost]
             )
     return response
+
+
+# The most jobs one bulk action takes: more than any real selection, and a bound on the work one
+# request starts. "Select all matching" says so when the filters match more.
+MAX_SELECTION = 10_000
+
+
+def selected_jobs(request: HttpRequest, params) -> tuple[QuerySet[VideoJob], dict]:
+    """The jobs a bulk action is about, and the gallery's filters sent with it: every job
+    matching the filters (all=1), or the ticked ids (at most MAX_SELECTION), on whatever pages
+    they were ticked."""
+    jobs, filters = filtered_jobs(request, params)
+    if params.get("all") == "1":
+        return jobs, filters
+    ids = [i for part in params.getlist("ids") for i in map(parse_id, part.split(","))]
+    ids = [i for i in ids if i is not None][:MAX_SELECTION]
+    return VideoJob.objects.kept().filter(pk__in=ids), filters
+
+
+def count_of(jobs: QuerySet[VideoJob]) -> tuple[int, bool]:
+    """How many jobs, counting no further than MAX_SELECTION; and whether there are more."""
+    count = jobs.order_by()[: MAX_SELECTION + 1].count()
+    return min(count, MAX_SELECTION), count > MAX_SELECTION
+
+
+def selection_context(request: HttpRequest, params) -> dict:
+    jobs, filters = selected_jobs(request, params)
+    count, more = count_of(jobs)
+    kept = {key: value for key, value in filters.items() if value}
+    return {
+        "jobs": jobs,
+        "count": count,
+        "more": more,
+        "all_matching": params.get("all") == "1",
+        "ids": [] if params.get("all") == "1" else list(jobs.values_list("pk", flat=True)),
+        "kept_filters": kept,
+        "gallery_url": reverse("videos-gallery") + (f"?{urlencode(kept)}" if kept else ""),
+        "extras": params.get("extras") == "1",
+        "may_trash": may_delete_some(request.user),
+        "trash_days": settings.MUXWEB_TRASH_DAYS,
+    }
+
+
+@require_GET
+def select_all(request: HttpRequest) -> HttpResponse:
+    """ "Select all matching": how many jobs the gallery's filters match. The bulk bar shows it in
+    place; without JavaScript it is a page with the bulk actions for all of them."""
+    require_team(request)
+    params = request.GET.copy()
+    params["all"] = "1"
+    context = selection_context(request, params)
+    if request.htmx:
+        return render(request, "videos/bulk.html#all-matching", context)
+    return render(request, "videos/bulk.html", context)
+
+
+@require_POST
+def bulk_trash(request: HttpRequest) -> HttpResponse:
+    """Move a selection to the trash. The first post asks for confirmation on a page of its own
+    (it works without JavaScript) saying how many of the selected this person may move; the
+    confirmed post moves them."""
+    require_team(request)
+    if not may_delete_some(request.user):
+        raise PermissionDenied
+    context = selection_context(request, request.POST)
+    # Running jobs stay: deleting them would leave a paid video nobody tracks.
+    movable = deletable(request.user, context["jobs"]).exclude(NEEDING_WORK)
+    if not request.POST.get("confirmed"):
+        count, _more = count_of(movable)
+        sample = list(movable.order_by("-created_at", "-id")[:SAMPLE_SIZE])
+        return render(
+            request,
+            "videos/bulk.html",
+            {
+                **context,
+                "confirm_trash": True,
+                "movable": count,
+                "kept_back": context["count"] - count,
+                "sample": sample,
+                "more_than_sample": count - len(sample),
+            },
+        )
+    # All matching: the newest MAX_SELECTION of them (the page said so).
+    newest = context["jobs"].order_by("-created_at", "-id").values("pk")[:MAX_SELECTION]
+    result = trash.trash_jobs(VideoJob.objects.filter(pk__in=Subquery(newest)), actor=request.user)
+    for level, text in bulk_trash_messages(result):
+        messages.add_message(request, level, text)
+    return redirect(context["gallery_url"])
+
+
+def bulk_trash_messages(result: trash.TrashResult) -> list[tuple[int, str]]:
+    """What a bulk move to the trash tells: how many moved, and why the others did not."""
+    told = [
+        (
+            messages.SUCCESS,
+            ngettext(
+                "%(n)s video moved to the trash. Restore it from the Trash within %(days)s days.",
+                "%(n)s videos moved to the trash. Restore them from the Trash within %(days)s "
+                "days.",
+                result.trashed,
+            )
+            % {"n": result.trashed, "days": settings.MUXWEB_TRASH_DAYS},
+        )
+    ]
+    kept = result.not_allowed + result.running
+    if kept:
+        told.append(
+            (
+                messages.WARNING,
+                ngettext(
+                    "%(n)s video stayed: it is someone else's or still running.",
+                    "%(n)s videos stayed: they are someone else's or still running.",
+                    kept,
+                )
+                % {"n": kept},
+            )
+        )
+    if result.provider_failed:
+        told.append(
+            (
+                messages.WARNING,
+                gettext(
+                    "The provider could not be reached for some of them; its copies expire "
+                    "on their own."
+                ),
+            )
+        )
+    return told
+
+
+# How many of the selected prompts the confirmation page lists.
+SAMPLE_SIZE = 8

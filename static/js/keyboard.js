@@ -1,5 +1,6 @@
 // Keyboard shortcuts. Gallery: j/k or the arrow keys move between cards, Enter opens (the card
-// is a link), n goes to the prompt, / to search, ? shows the list. Job page: space plays or
+// is a link), x ticks it for a bulk action, # or Delete moves it (or the ticked ones) to the trash
+// after a confirmation page, n goes to the prompt, / to search, ? shows the list. Job page: space plays or
 // pauses, ←/→ open the neighbouring jobs when the page has them (rel=prev/next links). Never
 // while typing in a field, and never with Ctrl, Alt or Meta held. Listeners only: strict CSP.
 (function () {
@@ -7,7 +8,10 @@
 
   function typing(target) {
     if (!target || !target.closest) return false;
-    return Boolean(target.closest("input, textarea, select, [contenteditable=''], [contenteditable=true]"));
+    // A ticked box or a button takes shortcuts; a field being typed in does not.
+    return Boolean(target.closest(
+      "input:not([type=checkbox]):not([type=radio]):not([type=button]):not([type=submit]), " +
+      "textarea, select, [contenteditable=''], [contenteditable=true]"));
   }
 
   function cards() {
@@ -49,6 +53,33 @@
     if (dialog.open) dialog.close(); else dialog.showModal();
   }
 
+  function focusedCard() {
+    var active = document.activeElement;
+    return active && active.closest ? active.closest("#cards .job-card") : null;
+  }
+
+  function tickFocused() {
+    var card = focusedCard();
+    var box = card ? card.querySelector(".select-job") : null;
+    if (box) box.click();
+    return Boolean(box);
+  }
+
+  // The ticked videos if there are any, else the focused one: each way through a confirmation.
+  function trash() {
+    var form = document.getElementById("bulk");
+    var button = document.getElementById("bulk-trash");
+    if (!form || !button) return false;
+    if (!form.hidden) {
+      form.requestSubmit(button);
+      return true;
+    }
+    var card = focusedCard();
+    var link = card ? card.querySelector("a.thumb") : null;
+    if (link) window.location.assign(link.pathname + "delete" + link.search);
+    return Boolean(link);
+  }
+
   function follow(rel) {
     var link = document.querySelector("a[rel~=" + rel + "][data-key-nav]");
     if (link) window.location.assign(link.href);
@@ -65,6 +96,8 @@
       case "?": toggleHelp(); break;
       case "/": handled = focusField("q"); break;
       case "n": handled = focusField("id_prompt"); break;
+      case "x": handled = onGallery && tickFocused(); break;
+      case "#": case "Delete": handled = onGallery && trash(); break;
       case "j": handled = onGallery && (moveCard(1), true); break;
       case "k": handled = onGallery && (moveCard(-1), true); break;
       case "ArrowDown": handled = onGallery && (moveCard(columns()), true); break;
