@@ -22,6 +22,7 @@ from django_q.models import OrmQ, Schedule, Task
 
 from accounts.models import Action, ActivityEntry
 from tests.factories import make_job, make_person, write_files
+from videos import exports
 from videos.models import VARIANTS, ModelSpec, Status, VideoJob
 
 pytestmark = pytest.mark.django_db
@@ -164,6 +165,41 @@ EXPECTED: dict[str, Row] = {
     "videos-delete": Row(
         url("videos-delete", job_id), get="L 403 403 200 403 200", post="L 403 403 302 403 302"
     ),
+    # Bulk actions: counting what matches is for the whole team (it leads to a zip); moving a
+    # selection to the trash for those who may delete (an empty selection: "nothing to move").
+    "videos-select-all": Row(
+        url("videos-select-all"), get="L 403 200 200 200 200", post="L 405 405 405 405 405"
+    ),
+    "videos-bulk-trash": Row(
+        url("videos-bulk-trash"), get="L 405 405 405 405 405", post="L 403 403 200 200 200"
+    ),
+    # The trash: the whole team sees it; the author or an admin restores; admins empty it.
+    "videos-trash": Row(
+        url("videos-trash"), get="L 403 200 200 200 200", post="L 405 405 405 405 405"
+    ),
+    "videos-restore": Row(
+        url("videos-restore", obj("trashed")),
+        get="L 405 405 405 405 405",
+        post="L 403 403 302 403 302",
+    ),
+    "videos-trash-empty": Row(
+        url("videos-trash-empty"), get="L 403 403 403 403 200", post="L 403 403 403 403 302"
+    ),
+    # Zip exports: anyone in the team asks for one (an empty request is refused back to the
+    # gallery); an export is its requester's alone, not even an admin's to see.
+    "videos-zip-exports": Row(
+        url("videos-zip-exports"), get="L 403 200 200 200 200", post="L 403 302 302 302 302"
+    ),
+    "videos-zip-export": Row(
+        url("videos-zip-export", obj("export")),
+        get="L 403 404 200 404 404",
+        post="L 405 405 405 405 405",
+    ),
+    "videos-zip-export-download": Row(
+        url("videos-zip-export-download", obj("export")),
+        get="L 403 404 200 404 404",
+        post="L 405 405 405 405 405",
+    ),
     # Usage: the whole team (each sees their own lines and the team's total; admins everyone's).
     "videos-usage": Row(
         url("videos-usage"), get="L 403 200 200 200 200", post="L 405 405 405 405 405"
@@ -293,8 +329,13 @@ def world(member, other_member, viewer, admin, settings) -> World:
     failed_job = make_job(member, status=Status.FAILED, prompt="Failed once")
     now = timezone.now()
     task = {"func": "math.floor", "started": now, "stopped": now}
+    trashed = make_job(member, status=Status.COMPLETED, trashed_at=now, trashed_by=member)
+    export = exports.start_zip_export(member, VideoJob.objects.filter(pk=job.pk))
+    exports.build_zip(export.pk)
     ids = {
         "job": job.pk,
+        "trashed": trashed.pk,
+        "export": export.pk,
         "user": member.pk,
         "group": Group.objects.get(name="Members").pk,
         "schedule": Schedule.objects.first().pk,

@@ -19,7 +19,7 @@ from videos.paging import PAGE_SIZE
 
 pytestmark = pytest.mark.django_db
 
-SELECT_ALL = reverse("videos-bulk")
+SELECT_ALL = reverse("videos-select-all")
 TRASH = reverse("videos-bulk-trash")
 
 

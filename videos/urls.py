@@ -11,7 +11,7 @@ register_converter(IdConverter, "job_id")
 urlpatterns = [
     path("", views.gallery, name="videos-gallery"),
     path("videos/poll", views.gallery_poll, name="videos-gallery-poll"),
-    path("videos/select-all", views.select_all, name="videos-bulk"),
+    path("videos/select-all", views.select_all, name="videos-select-all"),
     path("videos/bulk/trash", views.bulk_trash, name="videos-bulk-trash"),
     path("videos/export.csv", views.export_jobs, name="videos-export"),
     path("exports/", export_views.exports_page, name="videos-zip-exports"),

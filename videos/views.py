@@ -215,7 +215,7 @@ def gallery_links(filters: dict, page: Page) -> dict:
         "newer_url": link("videos-gallery", newer=page.newer) if page.newer else None,
         "older_url": link("videos-gallery", older=page.older) if page.older else None,
         "export_url": link("videos-export"),
-        "select_all_url": link("videos-bulk"),
+        "select_all_url": link("videos-select-all"),
         # The bulk bar posts the filters along, for "all matching".
         "kept_filters": kept,
         # A card's link carries the filters, so its job's page knows its neighbours.
