@@ -55,6 +55,8 @@
       count.textContent = state.all ? state.allText
         : count.getAttribute("data-template").replace("{n}", String(state.ids.length));
     }
+    var selectAll = document.getElementById("select-all");
+    if (selectAll) selectAll.hidden = state.all;
     var empty = !state.all && state.ids.length === 0;
     form.hidden = empty;
     document.body.classList.toggle("selecting", !empty);
