@@ -23,6 +23,15 @@ class Action(models.TextChoices):
     PASSWORD_LINK = "password_link", _("Made a set-password link")
     CATALOGUE_CHANGE = "catalogue_change", _("Changed the model catalogue")
     LOGIN_LOCKOUT = "login_lockout", _("Login locked out")
+    # Review: approvals, titles and notes, comments, boards, share links.
+    REVIEW = "review", _("Reviewed a video")
+    DESCRIBE = "describe", _("Changed a title or note")
+    COMMENT = "comment", _("Commented on a video")
+    COMMENT_DELETE = "comment_delete", _("Deleted a comment")
+    BOARD_CHANGE = "board_change", _("Changed a board")
+    SHARE_CREATE = "share_create", _("Made a share link")
+    SHARE_REVOKE = "share_revoke", _("Revoked a share link")
+    SHARE_VIEW = "share_view", _("Opened a share link")
 
 
 class AppendOnly(Exception):

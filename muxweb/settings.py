@@ -116,6 +116,7 @@ INSTALLED_APPS = [
     "muxweb",
     "accounts",
     "videos",
+    "review",
 ]
 
 MIDDLEWARE = [

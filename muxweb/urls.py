@@ -16,6 +16,7 @@ admin.site.login_form = AdminLoginForm
 urlpatterns = [
     path("", include("videos.urls")),
     path("", include("accounts.urls")),
+    path("", include("review.urls")),
     path(
         "accounts/login/",
         auth_views.LoginView.as_view(authentication_form=LoginForm),

@@ -143,6 +143,16 @@ class ModelUnavailable(ValidationError):
     """A new job asks for what the catalogue does not offer (any more)."""
 
 
+class ReviewState(models.TextChoices):
+    """Where the team's review of a job stands (review app): set by members and admins, and by a
+    guest through a share link that allows it."""
+
+    NONE = "", _("Not reviewed")
+    APPROVED = "approved", _("Approved")
+    CHANGES_REQUESTED = "changes_requested", _("Changes requested")
+    REJECTED = "rejected", _("Rejected")
+
+
 class Status(models.TextChoices):
     PENDING = "pending", _("Waiting to submit")
     SUBMITTING = "submitting", _("Submitting")
@@ -390,6 +400,25 @@ class VideoJob(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
     )
+
+    # Review (the review app): a title and a short note by the author or an admin, found by
+    # search; the review state; the number of comments, kept with the job so a card shows it
+    # without a query.
+    title = models.CharField(_("title"), max_length=120, blank=True)
+    note = models.TextField(_("note"), max_length=2000, blank=True)
+    review_state = models.CharField(
+        _("review"), max_length=20, choices=ReviewState.choices, default="", blank=True
+    )
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("reviewed by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    reviewed_at = models.DateTimeField(_("reviewed"), null=True, blank=True)
+    comment_count = models.PositiveIntegerField(_("comments"), default=0)
 
     objects = VideoJobQuerySet.as_manager()
 
