@@ -155,6 +155,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "accounts.context_processors.roles",
                 "videos.context_processors.notifications",
+                "review.context_processors.mentions",
             ],
         },
     },

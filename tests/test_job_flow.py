@@ -53,7 +53,8 @@ def test_completed_job_page_plays_and_offers_downloads(member_client, member):
     assert reverse("videos-media", args=[job.pk, "spritesheet"]) + "?download=1" in page
     assert job.upstream_id in page
     assert "<dd>mia</dd>" in page
-    assert "hx-trigger" not in page, "a finished job's page stops polling"
+    # The job's own poll; the menu's mention notifier (review.mentions) asks on every page.
+    assert '<div id="job-status" class="job-page">' in page, "a finished job's page stops polling"
 
 
 def test_relay_dialect_processing_status_is_followed_to_completion(member_client, provider):
