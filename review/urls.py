@@ -1,5 +1,9 @@
 """The review's URLs: stars, titles and notes, comments, approvals, boards, share links, compare."""
 
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from review import compare_views
+
+urlpatterns: list = [
+    path("compare/", compare_views.compare, name="review-compare"),
+]
