@@ -58,12 +58,14 @@ def prompt_diff(base: str, other: str) -> SafeString:
         if op == "equal":
             parts.append(escape(added))
             continue
-        if removed.strip():
-            parts.append(format_html("<del>{}</del>", removed))
-        elif removed:
-            parts.append(escape(removed))
-        if added.strip():
-            parts.append(format_html("<ins>{}</ins>", added))
-        elif added and not removed:
-            parts.append(escape(added))
+        # Spaces stay outside the marks, as the new prompt has them (or the old, for a removal).
+        spaces = added if added.strip() else removed
+        lead = spaces[: len(spaces) - len(spaces.lstrip())]
+        trail = spaces[len(spaces.rstrip()) :]
+        marked = [
+            format_html("<{}>{}</{}>", tag, text.strip(), tag)
+            for tag, text in (("del", removed), ("ins", added))
+            if text.strip()
+        ]
+        parts.append(escape(lead) + "".join(marked) + escape(trail))
     return mark_safe("".join(parts))  # noqa: S308 - every part is escaped above

@@ -33,7 +33,7 @@ def test_muxweb_sheets_are_ten_frames_in_five_columns_whatever_the_shape(member,
     portrait = make_job(member, status=Status.COMPLETED, size="720x1280")
     sheet(portrait, settings, 1280, 910)
     assert sprite_layout(landscape) == sprite_layout(portrait) == MUXWEB_LAYOUT
-    assert MUXWEB_LAYOUT == SpriteLayout(columns=5, rows=2, tiles=10)
+    assert SpriteLayout(columns=5, rows=2, tiles=10) == MUXWEB_LAYOUT
 
 
 def test_a_provider_sheet_of_another_grid_is_read_from_its_size_and_the_video_shape(
