@@ -2,9 +2,10 @@
 
 from django.urls import path
 
-from review import comments_views
+from review import comments_views, compare_views
 
 urlpatterns: list = [
+    path("compare/", compare_views.compare, name="review-compare"),
     path("videos/<job_id:pk>/comments/", comments_views.comment_add, name="review-comment-add"),
     path("comments/<job_id:pk>/", comments_views.comment_show, name="review-comment"),
     path("comments/<job_id:pk>/edit/", comments_views.comment_edit, name="review-comment-edit"),

@@ -20,7 +20,7 @@ from videos.models import (
     VideoJob,
 )
 from videos.probe import InvalidDownload, verify_download
-from videos.queue import FETCH_LOCK, TASK_LEASE
+from videos.queue import FETCH_LOCK, TASK_LEASE, spritesheet_lease
 from videos.upstream.client import REDIRECT_REFUSED, UpstreamError, default_client
 
 log = logging.getLogger(__name__)
@@ -194,6 +194,40 @@ def _fetch_failed(job: VideoJob, error: str) -> None:
         job.next_poll_at = now + job.fetch_retry_delay()
     log.warning("job %s: download failed (%s), attempt %s", job.pk, error, job.fetch_attempts)
     save_fields(job, ["fetch_error", "fetch_given_up", "next_poll_at"])
+
+
+def make_missing_spritesheet(job_id: int) -> None:
+    """Make a spritesheet from the saved video of a job that has none (imported, or saved before
+    muxweb made them), so every job can be scrubbed. Asked for when the job is first shown
+    (videos.queue.enqueue_missing_spritesheets); safe to run twice."""
+    job = VideoJob.objects.filter(pk=job_id).first()
+    if job is None or not job.lacks_spritesheet:
+        return
+    # The download's lock: never beside a download of the same job, nor beside a second copy.
+    lock = f"fetch:{job.pk}"
+    if not Lease.claim(lock, FETCH_LOCK):
+        return
+    try:
+        job.refresh_from_db()
+        if not job.lacks_spritesheet:
+            return
+        media_dir = job_media_dir(job)
+        datadir.make_media_dir(media_dir, Path(settings.MEDIA_ROOT), settings.MEDIA_GROUP_ID)
+        staging = media_dir / f"{STAGING_PREFIX}spritesheet.{uuid.uuid4().hex}.made"
+        try:
+            video = Path(settings.MEDIA_ROOT) / job.video.name
+            content_type = derive.make_spritesheet(video, staging)
+            job.spritesheet.name = _place(job, "spritesheet", content_type, staging)
+        except (derive.DeriveError, OSError) as exc:
+            # The guard's lease stays: the next try comes with a view after it runs out.
+            log.warning("job %s: no spritesheet could be made from the video (%s)", job.pk, exc)
+            return
+        finally:
+            staging.unlink(missing_ok=True)
+        if save_fields(job, ["spritesheet"]):
+            Lease.release(spritesheet_lease(job.pk))
+    finally:
+        Lease.release(lock)
 
 
 def job_media_dir(job: VideoJob) -> Path:

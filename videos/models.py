@@ -516,6 +516,19 @@ class VideoJob(models.Model):
         return max(-((timezone.now() - self.purge_at) // timedelta(days=1)), 0)
 
     @property
+    def lacks_spritesheet(self) -> bool:
+        """A kept job with its video saved but no spritesheet (imported, or saved before muxweb
+        made them): one is made from the video. While files are still being saved, the download
+        makes it."""
+        return (
+            self.status == Status.COMPLETED
+            and bool(self.video)
+            and not self.spritesheet
+            and not self.is_fetching
+            and self.trashed_at is None
+        )
+
+    @property
     def display_progress(self) -> int:
         if self.status == Status.COMPLETED:
             return 100

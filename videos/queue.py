@@ -6,7 +6,9 @@ twice is handed out once; the claim is a lease, so a task whose worker died is h
 """
 
 import logging
+from collections.abc import Iterable
 from datetime import datetime, timedelta
+from functools import partial
 
 from django.db import transaction
 from django.utils import timezone
@@ -26,6 +28,9 @@ TASK_LEASE = timedelta(minutes=6)
 FETCH_LOCK = TASK_LEASE - timedelta(minutes=2)
 # A download task may run longer than the cluster's 90 s (a big video), but never past its lock.
 FETCH_TASK_TIMEOUT = int(FETCH_LOCK.total_seconds()) - 30
+# How long after asking for a job's missing spritesheet a view may ask again (the first request
+# failed: a video that does not decode is not tried on every view).
+SPRITESHEET_RETRY = timedelta(hours=1)
 # One sweep task runs this long, then hands over to a fresh task (a worker is never held for long).
 SWEEP_LEASE = "poll-sweep"
 
@@ -53,3 +58,24 @@ def enqueue_fetch(job: VideoJob) -> None:
         transaction.on_commit(
             lambda: async_task("videos.tasks.fetch_assets", job.pk, timeout=FETCH_TASK_TIMEOUT)
         )
+
+
+def enqueue_missing_spritesheets(jobs: Iterable[VideoJob]) -> None:
+    """Have a spritesheet made for each shown job that lacks one: once, however many pages show
+    it meanwhile (a lease per job, claimed by a conditional update). Costs no query when every
+    job has one."""
+    for job in jobs:
+        if job.lacks_spritesheet and Lease.claim(spritesheet_lease(job.pk), SPRITESHEET_RETRY):
+            transaction.on_commit(
+                partial(
+                    async_task,
+                    "videos.tasks.make_missing_spritesheet",
+                    job.pk,
+                    timeout=FETCH_TASK_TIMEOUT,
+                )
+            )
+
+
+def spritesheet_lease(job_id: int) -> str:
+    """The lease that lets one view, not every view, ask for a job's missing spritesheet."""
+    return f"spritesheet:{job_id}"

@@ -15,6 +15,10 @@ def fetch_assets(job_id: int) -> None:
     downloads.fetch_assets(job_id)
 
 
+def make_missing_spritesheet(job_id: int) -> None:
+    downloads.make_missing_spritesheet(job_id)
+
+
 def refresh_job(job_id: int) -> None:
     lifecycle.refresh_job(job_id)
 

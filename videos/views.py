@@ -35,7 +35,7 @@ from muxweb.text import (
     spreadsheet_cell,
     without_control_characters,
 )
-from videos import budgets, exports, live, media, services, trash
+from videos import budgets, exports, live, media, queue, services, trash
 from videos.forms import CreateJobForm, RemixForm
 from videos.models import (
     NEEDING_WORK,
@@ -278,6 +278,7 @@ def gallery(request: HttpRequest) -> HttpResponse:
         gallery_url = reverse("videos-gallery")
         return redirect(f"{gallery_url}?{query.urlencode()}" if query else gallery_url)
     context = gallery_context(request)
+    queue.enqueue_missing_spritesheets(context["jobs"])
     if request.htmx and request.htmx.target == "results":
         # The filter form sends every field; the address it pushes keeps only those in use.
         response = render(request, "videos/gallery.html#results", context)
@@ -520,6 +521,7 @@ def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
         if request.GET.get("v") == version_of([job]):
             return HttpResponse(status=204)
         return render(request, "videos/job_detail.html#status", job_context(request, job))
+    queue.enqueue_missing_spritesheets([job])
     context = {**job_context(request, job), **gallery_neighbours(request, job)}
     return render(request, "videos/job_detail.html", context)
 
