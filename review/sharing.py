@@ -152,7 +152,8 @@ def find_link(token: str) -> Found | None:
     if not token or len(token) > MAX_TOKEN_LENGTH:
         return None
     link = (
-        ShareLink.objects.select_related("job", "board")
+        # The job's author too: a view's activity entry keeps it in its snapshot.
+        ShareLink.objects.select_related("job__author", "board")
         .filter(token_hash=hash_token(token))
         .first()
     )
@@ -259,7 +260,7 @@ def job_of(link: ShareLink, job_id: int) -> VideoJob | None:
         BoardItem.objects.filter(
             board_id=link.board_id, job_id=job_id, job__trashed_at__isnull=True
         )
-        .select_related("job")
+        .select_related("job__author")
         .first()
     )
     return item.job if item else None

@@ -276,6 +276,23 @@ def test_a_board_link_shows_its_kept_jobs_in_order_and_nothing_else(member, gues
     assert views.last().job_id == first.pk
 
 
+def test_a_board_page_reads_the_same_few_rows_for_3_or_30_jobs(
+    member, guest, django_assert_max_num_queries
+):
+    board = Board.objects.create(name="Long list", created_by=member)
+    _link, token = share(board=board, by=member)
+    for count in (3, 30):
+        while board.items.count() < count:
+            job = make_job(member, status=Status.COMPLETED, with_files=True)
+            BoardItem.objects.create(board=board, job=job, position=job.pk)
+        # The link, the rate count (cache), the view's count and entry, the board's items.
+        with django_assert_max_num_queries(6):
+            assert guest.get(page_url(token)).status_code == 200
+    job = board.items.first().job
+    with django_assert_max_num_queries(7):
+        assert guest.get(reverse("review-share-job", args=[token, job.pk])).status_code == 200
+
+
 def test_a_board_link_is_made_by_members_with_the_board_endpoint(member_client, member):
     board = Board.objects.create(name="Shot list", created_by=member)
     response = member_client.post(
@@ -417,14 +434,47 @@ def test_no_log_line_carries_a_token(catalogue):
 
 @pytest.mark.browser
 def test_a_share_link_plays_the_video_in_a_fresh_browser_without_login(
-    page, client, member, live_server
+    page, browser, client, member, live_server
 ):
     client.force_login(member)
     job = finished_job(client, "A kite over the dunes")
     assert job.status == Status.COMPLETED and job.video
-    _link, token = share(job, by=member)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.goto(page_url(token))
+
+    # The member makes the link on the job's page, in a browser of their own.
+    team = browser.new_context(base_url=live_server.url, locale="en-US")
+    team.grant_permissions(["clipboard-read", "clipboard-write"])
+    member_page = team.new_page()
+    trouble = []
+    member_page.on("console", lambda msg: trouble.append(f"{msg.type}: {msg.text}"))
+    member_page.on("pageerror", lambda exc: trouble.append(f"pageerror: {exc}"))
+    member_page.goto("/accounts/login/")
+    member_page.fill("#id_username", "mia")
+    member_page.fill("#id_password", "pw-mia")
+    member_page.click("main button[type=submit]")
+    member_page.wait_for_load_state()
+    member_page.goto(reverse("videos-detail", args=[job.pk]))
+    member_page.wait_for_load_state()
+    share_section = member_page.locator("#share")
+    share_section.locator("#share_days").fill("2")
+    share_section.locator("button[type=submit]").click()
+    member_page.wait_for_load_state()
+    expect(member_page.locator("h1")).to_have_text("Share link made")
+    url = member_page.locator("#share-url").input_value()
+    member_page.click("button[data-copy]")
+    expect(member_page.locator("button[data-copy]")).to_have_text("Copied")
+    assert member_page.evaluate("navigator.clipboard.readText()") == url
+    member_page.screenshot(path=ARTIFACTS / "share-link-made.png")
+    member_page.click("a.button:has-text('Back')")
+    member_page.wait_for_load_state()
+    expect(member_page.locator("#share .share-list li")).to_have_count(1)
+    member_page.locator("#share").screenshot(path=ARTIFACTS / "share-links.png")
+    assert trouble == [], trouble
+    team.close()
+
+    # Anyone with the address watches, in a browser that never logged in.
+    token_path = re.sub(r"^https?://[^/]+", "", url)
+    page.goto(token_path)
     page.wait_for_load_state()
     expect(page.locator("video.player")).to_be_visible()
     expect(page.locator("nav.topnav")).to_have_count(0)  # no one is logged in
@@ -438,4 +488,7 @@ def test_a_share_link_plays_the_video_in_a_fresh_browser_without_login(
     wait_for(lambda: page.evaluate("document.querySelector('video.player').currentTime") > 0, 15)
     page.screenshot(path=ARTIFACTS / "share-link.png", full_page=True)
     assert page.evaluate("document.referrer") == ""
-    assert_nothing_blocked_or_logged(page, [page_url(token)])
+    assert_nothing_blocked_or_logged(page, [token_path])
+    link = ShareLink.objects.get()
+    assert link.view_count == 1
+    assert link.expires_at - link.created_at == timedelta(days=2)
