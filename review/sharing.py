@@ -41,6 +41,7 @@ MISS_WINDOW_SECONDS = 10 * 60
 MAX_TOKEN_LENGTH = 100
 # The session key listing the links whose password this browser has given.
 UNLOCKED = "share_unlocked"
+MAX_UNLOCKED = 50
 GUEST_NAME_MAX = 80
 COMMENT_MAX = 2000
 GUEST_REVIEW_STATES = (
@@ -221,7 +222,8 @@ def unlock(request: HttpRequest, link: ShareLink, password: str) -> bool:
         return False
     # A fresh session key once the visitor holds something worth stealing.
     request.session.cycle_key()
-    request.session[UNLOCKED] = [*request.session.get(UNLOCKED, []), link.pk]
+    # The newest links opened in this browser; an older one asks for its password again.
+    request.session[UNLOCKED] = [*request.session.get(UNLOCKED, []), link.pk][-MAX_UNLOCKED:]
     return True
 
 
