@@ -31,6 +31,8 @@ ALLOWED: dict[str, frozenset[Role]] = {
     # Generate, remix, retry and duplicate.
     "create": frozenset({Role.ADMIN, Role.MEMBER}),
     "delete": frozenset({Role.ADMIN, Role.MEMBER}),
+    # Make share links for people without an account (review.sharing); viewers only watch.
+    "share": frozenset({Role.ADMIN, Role.MEMBER}),
     "import": frozenset({Role.ADMIN}),
     # Remove everything in the trash for good now, before its days are up.
     "empty_trash": frozenset({Role.ADMIN}),
@@ -67,8 +69,9 @@ def role_of(user: AbstractBaseUser | AnonymousUser) -> Role | None:
 
 
 def can(user: AbstractBaseUser | AnonymousUser, action: str, job: Authored | None = None) -> bool:
-    """Whether the user may do `action` ("view", "create", "delete", "import", "empty_trash",
-    "use_admin", "view_team_usage", "view_activity", "manage_team"), to `job` for "delete".
+    """Whether the user may do `action` ("view", "create", "delete", "share", "import",
+    "empty_trash", "use_admin", "view_team_usage", "view_activity", "manage_team"), to `job` for
+    "delete".
     An unknown action, or "delete" without its job, is an error: a typo must neither allow nor
     deny quietly."""
     if action not in ALLOWED:

@@ -336,19 +336,39 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 
+# Django logs every 4xx answer with its path ("Not Found: /s/<token>/"), and runserver every
+# request line: a share link's token is starred out of both (muxweb.logfilters). gunicorn, as
+# `up` starts it, keeps no access log.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"share_tokens": {"()": "muxweb.logfilters.MaskShareTokens"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["share_tokens"],
+        }
+    },
     "root": {"handlers": ["console"], "level": "WARNING"},
-    "loggers": {"videos": {"level": env_str("MUXWEB_LOG_LEVEL", "INFO"), "propagate": True}},
+    "loggers": {
+        "videos": {"level": env_str("MUXWEB_LOG_LEVEL", "INFO"), "propagate": True},
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
+    },
 }
 
 # Days a job stays in the trash before it is removed for good (videos.trash.purge_trash).
 MUXWEB_TRASH_DAYS = int(env_number("MUXWEB_TRASH_DAYS", 30))
 if MUXWEB_TRASH_DAYS < 1:
     raise ImproperlyConfigured(f"MUXWEB_TRASH_DAYS must be at least 1; got {MUXWEB_TRASH_DAYS}")
+
+# The longest a share link may stay valid, in days (a link's default is 7, or this if shorter).
+MUXWEB_SHARE_MAX_DAYS = int(env_number("MUXWEB_SHARE_MAX_DAYS", 30))
+if not 1 <= MUXWEB_SHARE_MAX_DAYS <= 3650:
+    raise ImproperlyConfigured(
+        f"MUXWEB_SHARE_MAX_DAYS must be from 1 to 3650; got {MUXWEB_SHARE_MAX_DAYS}"
+    )
 
 # The provider. With no MUXWEB_API_BASE, `manage.py up` starts the built-in simulator on
 # MUXWEB_SIMULATOR_PORT and muxweb talks to it over HTTP like to any provider.

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from review import comments_views, compare_views
+from review import comments_views, compare_views, share_views
 
 urlpatterns: list = [
     path("compare/", compare_views.compare, name="review-compare"),
@@ -14,4 +14,26 @@ urlpatterns: list = [
     ),
     path("for-you/", comments_views.for_you, name="review-for-you"),
     path("for-you/poll/", comments_views.mentions_poll, name="review-mentions-poll"),
+    # Share links. /s/<token>/... is for guests (no login; the token is the key).
+    path("s/<str:token>/", share_views.share_page, name="review-share"),
+    path("s/<str:token>/unlock", share_views.share_unlock, name="review-share-unlock"),
+    path("s/<str:token>/<job_id:job_id>/", share_views.share_job_page, name="review-share-job"),
+    path(
+        "s/<str:token>/<job_id:job_id>/comment",
+        share_views.share_comment,
+        name="review-share-comment",
+    ),
+    path(
+        "s/<str:token>/<job_id:job_id>/review",
+        share_views.share_review,
+        name="review-share-review",
+    ),
+    path(
+        "s/<str:token>/media/<job_id:job_id>/<str:variant>",
+        share_views.share_media,
+        name="review-share-media",
+    ),
+    path("videos/<job_id:pk>/share", share_views.share_job, name="review-share-create"),
+    path("boards/<job_id:pk>/share", share_views.share_board, name="review-share-board"),
+    path("share-links/<job_id:pk>/revoke", share_views.revoke_link, name="review-share-revoke"),
 ]
