@@ -125,7 +125,8 @@ def add_comment(
             body=text,
             at_seconds=clean_at(at_seconds),
         )
-        people = [p for p in mentioned_people(text) if author is None or p.pk != author.pk]
+        # A guest's @name notifies nobody: a share link must not let strangers page the team.
+        people = [] if author is None else [p for p in mentioned_people(text) if p.pk != author.pk]
         Mention.objects.bulk_create(
             [
                 Mention(comment=comment, user=person, created_at=comment.created_at)

@@ -29,6 +29,7 @@ from accounts.activity import record
 from accounts.models import Action
 from accounts.roles import Role, can, role_of
 from muxweb.security import client_address
+from review.comments import add_comment
 from review.models import Board, BoardItem, Comment, ShareLink
 from videos.models import ReviewState, VideoJob
 
@@ -279,22 +280,10 @@ def comments_of(job: VideoJob) -> list[Comment]:
 
 
 def add_guest_comment(link: ShareLink, job: VideoJob, *, name: str, body: str) -> Comment:
+    """A guest's comment through a link that allows comments, under the name they typed."""
     if not link.allow_comments:
         raise PermissionDenied
-    with transaction.atomic():
-        comment = Comment.objects.create(
-            job=job, guest_name=name[:GUEST_NAME_MAX], share_link=link, body=body[:COMMENT_MAX]
-        )
-        VideoJob.objects.filter(pk=job.pk).update(comment_count=F("comment_count") + 1)
-        record(
-            None,
-            Action.COMMENT,
-            job=job,
-            guest=comment.guest_name,
-            share_link=link.pk,
-            comment=comment.pk,
-        )
-    return comment
+    return add_comment(job, body, guest_name=name[:GUEST_NAME_MAX], share_link=link)
 
 
 def set_guest_review(link: ShareLink, job: VideoJob, *, name: str, state: str) -> None:
