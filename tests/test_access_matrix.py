@@ -21,6 +21,9 @@ from django.utils import timezone
 from django_q.models import OrmQ, Schedule, Task
 
 from accounts.models import Action, ActivityEntry
+from review import sharing
+from review.comments import add_comment
+from review.models import Board, BoardItem
 from tests.factories import make_job, make_person, write_files
 from videos import exports
 from videos.models import VARIANTS, ModelSpec, Status, VideoJob
@@ -200,6 +203,86 @@ EXPECTED: dict[str, Row] = {
         get="L 403 404 200 404 404",
         post="L 405 405 405 405 405",
     ),
+    # Review. Comments: the whole team writes them; the author edits; the author or an admin
+    # deletes (the comment is member's). "For you" is everyone's own.
+    "review-comment-add": Row(
+        url("review-comment-add", job_id), get="L 405 405 405 405 405", post="L 403 302 302 302 302"
+    ),
+    "review-comment": Row(
+        url("review-comment", obj("comment")),
+        get="L 403 302 302 302 302",
+        post="L 405 405 405 405 405",
+    ),
+    "review-comment-edit": Row(
+        url("review-comment-edit", obj("comment")),
+        get="L 403 403 200 403 403",
+        post="L 403 403 422 403 403",
+    ),
+    "review-comment-delete": Row(
+        url("review-comment-delete", obj("comment")),
+        get="L 405 405 405 405 405",
+        post="L 403 403 302 403 302",
+    ),
+    "review-for-you": Row(
+        url("review-for-you"), get="L 403 200 200 200 200", post="L 405 405 405 405 405"
+    ),
+    "review-mentions-poll": Row(
+        url("review-mentions-poll"), get="L 403 200 200 200 200", post="L 405 405 405 405 405"
+    ),
+    # Compare two jobs side by side: the whole team; posting no selection is a 400.
+    "review-compare": Row(
+        lambda world: f"{reverse('review-compare')}?ids={world.job.pk}&ids={world.failed_job.pk}",
+        get="L 403 200 200 200 200",
+        post="L 403 400 400 400 400",
+    ),
+    # Share links. Making one: members and admins; revoking: its maker (member) or an admin.
+    "review-share-create": Row(
+        url("review-share-create", job_id),
+        get="L 405 405 405 405 405",
+        post="L 403 403 302 302 302",
+    ),
+    "review-share-board": Row(
+        url("review-share-board", obj("board")),
+        get="L 405 405 405 405 405",
+        post="L 403 403 302 302 302",
+    ),
+    "review-share-revoke": Row(
+        url("review-share-revoke", obj("link")),
+        get="L 405 405 405 405 405",
+        post="L 403 403 302 403 302",
+    ),
+    # A valid link's pages are anyone's who holds it, signed in or not; what the link does not
+    # allow is refused to everyone alike.
+    "review-share": Row(
+        url("review-share", obj("token")),
+        get="200 200 200 200 200 200",
+        post="405 405 405 405 405 405",
+    ),
+    "review-share-unlock": Row(
+        url("review-share-unlock", obj("token")),
+        get="405 405 405 405 405 405",
+        post="302 302 302 302 302 302",
+    ),
+    "review-share-job": Row(
+        url("review-share-job", obj("token"), job_id),
+        get="200 200 200 200 200 200",
+        post="405 405 405 405 405 405",
+    ),
+    "review-share-comment": Row(
+        url("review-share-comment", obj("token"), job_id),
+        get="405 405 405 405 405 405",
+        post="302 302 302 302 302 302",
+    ),
+    "review-share-review": Row(
+        url("review-share-review", obj("token"), job_id),
+        get="405 405 405 405 405 405",
+        post="302 302 302 302 302 302",
+    ),
+    "review-share-media": Row(
+        url("review-share-media", obj("token"), job_id, lambda world: "video"),
+        get="200 200 200 200 200 200",
+        post="405 405 405 405 405 405",
+    ),
     # Usage: the whole team (each sees their own lines and the team's total; admins everyone's).
     "videos-usage": Row(
         url("videos-usage"), get="L 403 200 200 200 200", post="L 405 405 405 405 405"
@@ -332,7 +415,17 @@ def world(member, other_member, viewer, admin, settings) -> World:
     trashed = make_job(member, status=Status.COMPLETED, trashed_at=now, trashed_by=member)
     export = exports.start_zip_export(member, VideoJob.objects.filter(pk=job.pk))
     exports.build_zip(export.pk)
+    board = Board.objects.create(name="Client A", created_by=member)
+    BoardItem.objects.create(board=board, job=job, position=1)
+    link, token = sharing.create_link(
+        job=job, actor=member, allow_comments=True, allow_approval=True
+    )
+    comment = add_comment(job, "Lovely light", author=member)
     ids = {
+        "board": board.pk,
+        "link": link.pk,
+        "token": token,
+        "comment": comment.pk,
         "job": job.pk,
         "trashed": trashed.pk,
         "export": export.pk,
