@@ -16,6 +16,7 @@ from accounts.models import Action, ActivityEntry
 from review import boards
 from review.boards import Place
 from review.models import Board, BoardItem
+from tests.conftest import ARTIFACTS
 from tests.factories import make_job, make_person
 from tests.test_browser import assert_nothing_blocked_or_logged, log_in
 from videos.models import Status, VideoJob
@@ -281,6 +282,11 @@ def test_moves_by_button_with_and_without_htmx(member_client, member):
     assert order(board) == ids([c, a])
 
 
+# Session, user, role; the board; one page of items with their jobs, authors and parents; the
+# notifier's running jobs. The same at any size: the page reads BOARD_PAGE_SIZE + 1 items.
+QUERIES = 6
+
+
 @pytest.mark.parametrize("size", [5, 200])
 def test_a_board_page_costs_the_same_queries_at_5_and_200_jobs(
     client, member, size, django_assert_num_queries
@@ -296,17 +302,12 @@ def test_a_board_page_costs_the_same_queries_at_5_and_200_jobs(
     client.force_login(member)
     url = reverse("review-board", args=[board.pk])
     client.get(url)  # the session, warmed
-    # Session, user, role; the board; one page of items with jobs, authors and parents; the
-    # notifier's running jobs.
     with django_assert_num_queries(QUERIES) as captured:
         response = client.get(url)
     assert response.status_code == 200
     shown = len(response.context["page"]["items"])
     assert shown == min(size + 2, 48)
     print(f"board page of {size + 2} jobs: {len(captured.captured_queries)} queries")
-
-
-QUERIES = 6
 
 
 def test_a_board_page_goes_on_by_position_cursor(client, member):
@@ -324,6 +325,18 @@ def test_a_board_page_goes_on_by_position_cursor(client, member):
     # A cursor that is none gives the first page.
     junk = client.get(reverse("review-board", args=[board.pk]), {"after": "x_1"})
     assert junk.context["page"]["items"][0].job_id == jobs[0].pk
+
+
+def test_the_activity_log_names_the_board_as_it_was(client, member, admin):
+    (job,) = history(member, 1)
+    board = boards.create_board("Before", actor=member)
+    boards.add_jobs(board, [job], actor=member)
+    boards.rename_board(board, "After", actor=member)
+    boards.delete_board(board, actor=admin)
+    client.force_login(admin)
+    body = client.get(reverse("accounts-activity")).content.decode()
+    for text in ("board made", "1 video added", "renamed from “Before”", "board deleted"):
+        assert text in body, text
 
 
 # In a real browser.
@@ -379,7 +392,7 @@ def test_a_board_from_a_selection_reordered_by_keyboard_and_drag(page, live_serv
     boards.move(board, newest[1], Place(step=-1), actor=member)
     page.goto(f"{live_server.url}/boards/")
     expect(cover).to_have_attribute("data-cover", str(newest[1].pk))
-    page.screenshot(path="tests/artifacts/boards.png")
+    page.screenshot(path=ARTIFACTS / "boards.png")
     expect(page.get_by_role("link", name=re.compile("Client cut")).first).to_be_visible()
     assert_nothing_blocked_or_logged(
         page, ["/boards/", f"/boards/{board.pk}/", f"/boards/{board.pk}/move", "/boards/add"]
