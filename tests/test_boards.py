@@ -387,6 +387,7 @@ def test_a_board_from_a_selection_reordered_by_keyboard_and_drag(page, live_serv
     )
     expect(page.locator(".board-item").first).to_have_id(f"board-item-{newest[0].pk}")
     assert order(board) == ids([newest[0], newest[1]])
+    page.screenshot(path=ARTIFACTS / "board.png")
 
     # The cover follows the first job.
     boards.move(board, newest[1], Place(step=-1), actor=member)
