@@ -7,18 +7,18 @@ also finds that job.
 
 SQLite: an FTS5 table `videos_search` with the trigram tokenizer holds each job's searchable text
 (see `searchable_text_sql`) under the job's id. Triggers on the jobs table keep it (migrations
-0013 and 0018), so every write is covered: the ORM, bulk_create, imports, the admin, raw SQL. A word of three
-characters or more is a phrase of its trigrams. A shorter word (猫咪, a lone 猫, "4k") has no
-trigram of its own: it is found in the index's vocabulary (`videos_search_trigrams`) as the start
-of a trigram, which is why the text is stored with two spaces after it.
+0013 and 0018), so every write is covered: the ORM, bulk_create, imports, the admin, raw SQL. A
+word of three characters or more is a phrase of its trigrams. A shorter word (猫咪, a lone 猫,
+"4k") has no trigram of its own: it is found in the index's vocabulary (`videos_search_trigrams`)
+as the start of a trigram, which is why each part of the text is stored with two spaces after it.
 SQLite has no statistics on these tables, so each subquery is first asked whether it finds more
 than FEW_MATCHES jobs: if not, they are fetched and sorted; if so, the gallery walks its own order,
 newest first, keeping the jobs among the matches, and soon has its page.
 
 PostgreSQL: two GIN indexes over the searchable text (migration 0018), expressions of the row, so
-nothing has to be kept in sync. pg_trgm's index answers `UPPER(prompt) LIKE '%word%'` for a word with
-three ASCII letters or digits in a row, in any locale. pg_trgm cannot narrow other words: short
-ones have no trigram, and it drops Chinese characters when the database's locale does not know
+nothing has to be kept in sync. pg_trgm's index answers `UPPER(text) LIKE '%word%'` for a word
+with three ASCII letters or digits in a row, in any locale. pg_trgm cannot narrow other words:
+short ones have no trigram, and it drops Chinese characters when the database's locale does not know
 them as letters. For those an index of the text's characters finds the texts holding all of the
 word's characters, and the LIKE keeps those where they stand together.
 """
@@ -70,7 +70,8 @@ def search_terms(text: str) -> list[str]:
 
 
 def matching_text(jobs: QuerySet, text: str) -> QuerySet:
-    """The jobs whose searchable text holds every word of `text`, and the job whose provider id it is.
+    """The jobs whose searchable text holds every word of `text`, and the job whose provider id
+    it is.
 
     Asks the database a question or two now, each answered by an index: whether a provider id is
     `text` and, on SQLite, how many jobs each part of the search finds."""
