@@ -160,3 +160,51 @@ def test_only_the_author_or_an_admin_describes(client, member, who, status):
     page = client.get(reverse("videos-detail", args=[job.pk]))
     if who != "outsider":
         assert (b'class="edit-describe"' in page.content) is (status == 200)
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_star_filter_title_search_and_approval_in_the_browser(page, member):
+    import re
+
+    from playwright.sync_api import expect
+
+    from tests.test_browser import ARTIFACTS, assert_nothing_blocked_or_logged, log_in
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    kept = make_job(member, status=Status.COMPLETED, prompt="Waves at dusk", with_files=True)
+    make_job(member, status=Status.COMPLETED, prompt="A red kite over the dunes")
+    log_in(page, "mia", "pw-mia")
+
+    star = page.locator(f"#job-{kept.pk} .star")
+    star.click()
+    expect(page.locator(f"#job-{kept.pk} .star")).to_have_attribute("aria-pressed", "true")
+    page.check("input[name=starred]")
+    expect(page).to_have_url(re.compile(r"starred=1"))
+    expect(page.locator(".job-card")).to_have_count(1)
+    expect(page.locator(".job-card")).to_have_id(f"job-{kept.pk}")
+
+    page.locator(f"#job-{kept.pk} a.thumb").click()
+    page.wait_for_load_state()
+    page.get_by_role("link", name="Add a title and note").click()
+    page.fill(f"#describe-title-{kept.pk}", "Lumberjack opening")
+    page.fill(f"#describe-note-{kept.pk}", "客户喜欢这只猫咪")
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator(".job-title")).to_have_text("Lumberjack opening")
+    page.fill(f"#review-comment-{kept.pk}", "Ship it")
+    page.get_by_role("button", name="Approve").click()
+    expect(page.locator("#job-approval .review-badge")).to_have_text("Approved")
+    page.screenshot(path=ARTIFACTS / "job-review.png")
+
+    page.goto("/")
+    page.wait_for_load_state()
+    page.fill("#q", "lumberjack")
+    expect(page).to_have_url(re.compile(r"q=lumberjack"))
+    card = page.locator(".job-card")
+    expect(card).to_have_count(1)
+    expect(card.locator(".card-title")).to_have_text("Lumberjack opening")
+    expect(card.locator(".review-badge")).to_have_text("Approved")
+    expect(card.locator(".star")).to_have_attribute("aria-pressed", "true")
+    page.screenshot(path=ARTIFACTS / "gallery-review.png")
+    star_url = f"/videos/{kept.pk}/star"
+    assert_nothing_blocked_or_logged(page, ["/", star_url, f"/videos/{kept.pk}/review"])
