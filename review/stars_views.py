@@ -49,7 +49,7 @@ def describe(request: HttpRequest, pk: int) -> HttpResponse:
         if form.is_valid():
             stars.describe(job, actor=request.user, **form.cleaned_data)
             if request.htmx:
-                return render(request, "review/describe.html#display", {"job": job})
+                return render(request, "review/partials/describe_job.html", {"job": job})
             return redirect("videos-detail", pk=job.pk)
     else:
         form = stars.DescribeForm(initial={"title": job.title, "note": job.note})
