@@ -111,3 +111,13 @@ def test_cards_show_the_badge_and_the_gallery_filters_by_review(member_client, m
     assert '<span class="review-badge review-rejected">Rejected</span>' in html
     selected = member_client.get(gallery, {"review": "rejected"}).content.decode()
     assert '<option value="rejected" selected>' in selected
+
+
+def test_the_activity_log_reads_reviews_and_titles(client, member, admin):
+    job = make_job(member, prompt="Waves at dusk")
+    set_review(job, ReviewState.CHANGES_REQUESTED, actor=admin, comment="Slower pan")
+    client.force_login(admin)
+    client.post(reverse("review-describe", args=[job.pk]), {"title": "Take 3", "note": "x"})
+    html = client.get(reverse("accounts-activity")).content.decode()
+    assert "Reviewed a video" in html and "Changes requested" in html and "Slower pan" in html
+    assert "Changed a title or note" in html and "Take 3" in html and "note changed" in html
