@@ -3,9 +3,19 @@ Ids in paths use the "job_id" converter that videos.urls registers (a canonical 
 
 from django.urls import path
 
-from review import boards_views, comments_views, compare_views, share_views
+from review import (
+    approvals_views,
+    boards_views,
+    comments_views,
+    compare_views,
+    share_views,
+    stars_views,
+)
 
 urlpatterns: list = [
+    path("videos/<job_id:pk>/star", stars_views.star, name="review-star"),
+    path("videos/<job_id:pk>/describe", stars_views.describe, name="review-describe"),
+    path("videos/<job_id:pk>/review", approvals_views.review, name="review-set"),
     path("compare/", compare_views.compare, name="review-compare"),
     path("videos/<job_id:pk>/comments/", comments_views.comment_add, name="review-comment-add"),
     path("comments/<job_id:pk>/", comments_views.comment_show, name="review-comment"),

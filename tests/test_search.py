@@ -260,8 +260,44 @@ def test_search_triggers_come_back_after_django_rebuilds_the_jobs_table(member):
 def test_the_migration_indexes_the_jobs_already_there(member):
     job = make_job(member, prompt="Older than search, 猫咪")
     call_command("migrate", "videos", "0011", verbosity=0)
-    call_command("migrate", "videos", verbosity=0)
+    call_command("migrate", verbosity=0)  # every app: the review tables went too
     assert list(VideoJob.objects.matching(text="older")) == [job]
     assert list(VideoJob.objects.matching(text="猫咪")) == [job]
     make_job(member, prompt="Newer than search")
     assert VideoJob.objects.matching(text="than search").count() == 2
+
+
+def test_titles_and_notes_are_found_as_prompts_are(member, jobs):
+    titled = make_job(member, prompt="A slow pan across the harbour")
+    VideoJob.objects.filter(pk=titled.pk).update(title="Keyframe for Lumberjack client")
+    noted = make_job(member, prompt="Morning light on a windowsill")
+    VideoJob.objects.filter(pk=noted.pk).update(note="客户喜欢这只猫咪，保留这个版本")
+    assert set(VideoJob.objects.matching(text="lumberjack")) == {titled}
+    assert set(VideoJob.objects.matching(text="LUMBER harbour")) == {titled}
+    assert found("猫咪") == {"cat", noted.prompt}
+    assert set(VideoJob.objects.matching(text="猫咪 windowsill")) == {noted}
+    # Words do not run from the prompt into the title, nor from the title into the note.
+    assert set(VideoJob.objects.matching(text="harbourkeyframe")) == set()
+    VideoJob.objects.filter(pk=titled.pk).update(title="")
+    assert set(VideoJob.objects.matching(text="lumberjack")) == set()
+
+
+def test_a_title_is_found_by_the_gallery_search(member_client, member):
+    job = make_job(member, prompt="Waves at dusk")
+    VideoJob.objects.filter(pk=job.pk).update(title="Opening shot", note="short 猫咪 note")
+    for text in ("opening", "猫咪"):
+        response = member_client.get(reverse("videos-gallery"), {"q": text})
+        assert [j.pk for j in response.context["jobs"]] == [job.pk]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's indexes")
+def test_postgresql_finds_titles_through_its_indexes(member, jobs):
+    job = make_job(member, prompt="Waves at dusk")
+    VideoJob.objects.filter(pk=job.pk).update(title="Lumberjack 猫咪")
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("SET LOCAL enable_indexscan = off")
+    for text, index in (("lumberjack", "trigrams"), ("猫咪", "characters")):
+        plan = VideoJob.objects.matching(text=text).for_cards()[:24].explain()
+        assert f"Bitmap Index Scan on videojob_search_{index}" in plan
+        assert job in VideoJob.objects.matching(text=text)

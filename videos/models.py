@@ -275,10 +275,13 @@ class VideoJobQuerySet(models.QuerySet):
         remixes_only: bool = False,
         created_from: datetime | None = None,
         created_before: datetime | None = None,
+        starred_by: int | None = None,
+        review_state: str | None = None,
     ) -> "VideoJobQuerySet":
         """The gallery's filters. status "running" means still changing, files being saved too;
         `reference` True or False keeps the jobs with or without a reference image; the created
-        range includes `created_from` and excludes `created_before`."""
+        range includes `created_from` and excludes `created_before`; `starred_by` keeps the jobs
+        that user starred; `review_state` those in that ReviewState ("" for not reviewed)."""
         jobs = self
         if text:
             jobs = search.matching_text(jobs, text)
@@ -308,6 +311,13 @@ class VideoJobQuerySet(models.QuerySet):
             jobs = jobs.filter(created_at__gte=created_from)
         if created_before is not None:
             jobs = jobs.filter(created_at__lt=created_before)
+        if starred_by is not None:
+            # The review app's stars: WHERE star.user_id = ? AND star.job_id = job.id, answered by
+            # its star_once index (user, job); one star per job and person, so no duplicates.
+            jobs = jobs.filter(stars__user_id=starred_by)
+        if review_state is not None:
+            # No index of its own: the gallery walks its order (created_at, id) and checks each job.
+            jobs = jobs.filter(review_state=review_state)
         return jobs
 
 

@@ -94,6 +94,13 @@ SIZE = re.compile(r"[0-9]{1,5}x[0-9]{1,5}")
 # The longest duration the seconds column holds.
 MAX_SECONDS = 32767
 REFERENCE = {"with": True, "without": False}
+# The review filter's values: a review state, or "none" for the jobs not reviewed yet.
+REVIEW = {
+    "approved": "approved",
+    "changes_requested": "changes_requested",
+    "rejected": "rejected",
+    "none": "",
+}
 
 
 def filtered_jobs(request: HttpRequest, params=None) -> tuple[QuerySet[VideoJob], dict]:
@@ -113,6 +120,8 @@ def filtered_jobs(request: HttpRequest, params=None) -> tuple[QuerySet[VideoJob]
         "remixes": params.get("remixes", ""),
         "from": params.get("from", ""),
         "to": params.get("to", ""),
+        "starred": params.get("starred", ""),
+        "review": params.get("review", ""),
     }
     if filters["status"] not in ("running", Status.COMPLETED, Status.FAILED):
         filters["status"] = ""
@@ -128,6 +137,10 @@ def filtered_jobs(request: HttpRequest, params=None) -> tuple[QuerySet[VideoJob]
         filters["reference"] = ""
     if filters["remixes"] != "1":
         filters["remixes"] = ""
+    if filters["starred"] != "1":
+        filters["starred"] = ""
+    if filters["review"] not in REVIEW:
+        filters["review"] = ""
     # Days as the viewer's calendar has them: the time zone of their profile.
     start, end = parse_day(filters["from"]), parse_day(filters["to"])
     if start is None:
@@ -145,6 +158,8 @@ def filtered_jobs(request: HttpRequest, params=None) -> tuple[QuerySet[VideoJob]
         remixes_only=bool(filters["remixes"]),
         created_from=midnight(start) if start else None,
         created_before=midnight(end + timedelta(days=1)) if end else None,
+        starred_by=request.user.pk if filters["starred"] else None,
+        review_state=REVIEW.get(filters["review"]),
     )
     return jobs, filters
 
