@@ -229,6 +229,56 @@ EXPECTED: dict[str, Row] = {
     "review-mentions-poll": Row(
         url("review-mentions-poll"), get="L 403 200 200 200 200", post="L 405 405 405 405 405"
     ),
+    # Stars are everyone's own; a title and note are the author's (member) or an admin's; a
+    # review is any member's or admin's (posting no state is a 400).
+    "review-star": Row(
+        url("review-star", job_id), get="L 405 405 405 405 405", post="L 403 302 302 302 302"
+    ),
+    "review-describe": Row(
+        url("review-describe", job_id), get="L 403 403 200 403 200", post="L 403 403 302 403 302"
+    ),
+    "review-set": Row(
+        url("review-set", job_id), get="L 405 405 405 405 405", post="L 403 403 400 400 400"
+    ),
+    # Boards: the whole team sees them; members and admins make them and change what is on them;
+    # renaming and deleting is for the board's maker (member) or an admin.
+    "review-boards": Row(
+        url("review-boards"), get="L 403 200 200 200 200", post="L 405 405 405 405 405"
+    ),
+    "review-board-create": Row(
+        url("review-board-create"), get="L 405 405 405 405 405", post="L 403 403 400 400 400"
+    ),
+    "review-boards-add-selection": Row(
+        url("review-boards-add-selection"),
+        get="L 405 405 405 405 405",
+        post="L 403 403 200 200 200",
+    ),
+    "review-board": Row(
+        url("review-board", obj("board")), get="L 403 200 200 200 200", post="L 405 405 405 405 405"
+    ),
+    "review-board-move": Row(
+        url("review-board-move", obj("board")),
+        get="L 405 405 405 405 405",
+        post="L 403 403 400 400 400",
+    ),
+    "review-board-remove": Row(
+        url("review-board-remove", obj("board")),
+        get="L 405 405 405 405 405",
+        post="L 403 403 302 302 302",
+    ),
+    "review-board-rename": Row(
+        url("review-board-rename", obj("board")),
+        get="L 403 403 200 403 200",
+        post="L 403 403 200 403 200",
+    ),
+    "review-board-delete": Row(
+        url("review-board-delete", obj("board")),
+        get="L 403 403 200 403 200",
+        post="L 403 403 302 403 302",
+    ),
+    "review-job-boards": Row(
+        url("review-job-boards", job_id), get="L 403 403 200 200 200", post="L 403 403 200 200 200"
+    ),
     # Compare two jobs side by side: the whole team; posting no selection is a 400.
     "review-compare": Row(
         lambda world: f"{reverse('review-compare')}?ids={world.job.pk}&ids={world.failed_job.pk}",
