@@ -63,7 +63,14 @@ def finished(author, prompt: str, **fields) -> VideoJob:
 def test_member_gets_a_zip_of_the_filtered_videos_named_by_date_and_prompt(
     member_client, member, other_member, django_capture_on_commit_callbacks
 ):
-    source = finished(member, "A lighthouse at dusk", price_per_second=Decimal("0.10"))
+    source = finished(
+        member,
+        "A lighthouse at dusk",
+        price_per_second=Decimal("0.10"),
+        title="Take 3",
+        note="The client's pick",
+        review_state="approved",
+    )
     remix = finished(other_member, "灯塔 lighthouse at night, 雨", remix_of=source)
     failed = make_job(member, status=Status.FAILED, prompt="A lighthouse refused")
     make_job(member, status=Status.COMPLETED, with_files=True, prompt="A red kite")
@@ -100,7 +107,8 @@ def test_member_gets_a_zip_of_the_filtered_videos_named_by_date_and_prompt(
     assert records[2]["created"] == source.created_at.isoformat()
     assert records[2]["completed"] == source.completed_at.isoformat()
     assert records[2]["author"] == "mia"
-    assert records[2]["title"] == ""
+    assert (records[2]["title"], records[2]["note"]) == ("Take 3", "The client's pick")
+    assert records[2]["review"] == "approved"
     assert records[1]["remix_of"] == source.pk
     assert records[0]["video_file"] is None
     assert records[0]["missing"] == ["video"]

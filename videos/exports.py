@@ -53,6 +53,8 @@ RECORD_KEYS = [
     "error_message",
     "prompt",
     "title",
+    "note",
+    "review",
     "upstream_id",
     "remix_of",
 ]
@@ -76,8 +78,9 @@ def job_record(job: VideoJob) -> dict:
         "error_code": job.error_code,
         "error_message": job.display_error,
         "prompt": job.prompt,
-        # Jobs have no title yet: the title field, once there is one, is read here.
-        "title": "",
+        "title": job.title,
+        "note": job.note,
+        "review": job.review_state,
         "upstream_id": job.upstream_id,
         "remix_of": job.remix_of_id,
     }
