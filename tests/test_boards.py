@@ -283,9 +283,9 @@ def test_moves_by_button_with_and_without_htmx(member_client, member):
 
 
 # Session, user, role; the board; one page of items with their jobs, authors and parents; the
-# notifier's running jobs; the menu's unread mentions; the board's share links. The same at any
-# size: the page reads BOARD_PAGE_SIZE + 1 items.
-QUERIES = 8
+# notifier's running jobs; the menu's unread mentions; the board's share links; the viewer's
+# stars. The same at any size: the page reads BOARD_PAGE_SIZE + 1 items.
+QUERIES = 9
 
 
 @pytest.mark.parametrize("size", [5, 200])
