@@ -17,6 +17,7 @@ import pytest
 import requests
 from django.urls import reverse
 
+from review import sharing
 from tests.conftest import ROOT, run_until_settled
 from tests.factories import make_person
 from videos import services
@@ -54,6 +55,7 @@ class Proxy(NamedTuple):
     url: str  # https://127.0.0.1:<port>
     http_url: str
     cert: Path
+    access_log: Path
 
 
 def free_port() -> int:
@@ -120,6 +122,7 @@ def nginx(live_server, settings, tmp_path: Path) -> Iterator[Proxy]:
             "/etc/letsencrypt/live/videos.example.com/fullchain.pem": str(cert),
             "/etc/letsencrypt/live/videos.example.com/privkey.pem": str(key),
             "alias /srv/muxweb/data/media/;": f"alias {data_dir}/media/;",
+            "/var/log/nginx/access.log muxweb;": f"{directory}/muxweb-access.log muxweb;",
         }
     )
     (directory / "muxweb.conf").write_text(site)
@@ -135,7 +138,7 @@ def nginx(live_server, settings, tmp_path: Path) -> Iterator[Proxy]:
     )
     try:
         wait_until_listening(process, https_port, directory / "stderr.log")
-        yield Proxy(url, f"http://127.0.0.1:{http_port}", cert)
+        yield Proxy(url, f"http://127.0.0.1:{http_port}", cert, directory / "muxweb-access.log")
     finally:
         process.terminate()
         try:
@@ -285,3 +288,12 @@ def test_plain_http_is_sent_to_https(nginx):
     response = browser(nginx).get(nginx.http_url + "/videos/1/", allow_redirects=False)
     assert response.status_code == 301
     assert response.headers["Location"] == "https://127.0.0.1/videos/1/"
+
+
+def test_the_access_log_masks_a_share_links_token(nginx, video_job, member):
+    _link, token = sharing.create_link(job=video_job, actor=member)
+    response = browser(nginx).get(f"{nginx.url}/s/{token}/")
+    assert response.status_code == 200
+    logged = nginx.access_log.read_text()
+    assert token not in logged
+    assert '"GET /s/-/ HTTP/1.1" 200' in logged
