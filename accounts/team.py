@@ -126,12 +126,16 @@ def people() -> list[Person]:
     users = get_user_model().objects.order_by("-is_active", Lower("username"), "pk")
     users = users.prefetch_related(Prefetch("groups", queryset=role_groups))
     profiles = {
-        row[0]: row[1:]
-        for row in Profile.objects.values_list("user_id", "monthly_budget", "concurrency_limit")
+        user_id: (budget, limit)
+        for user_id, budget, limit in Profile.objects.values_list(
+            "user_id", "monthly_budget", "concurrency_limit"
+        )
     }
-    return [
-        Person(user, assigned_role(user), *profiles.get(user.pk, (None, None))) for user in users
-    ]
+    people = []
+    for user in users:
+        budget, limit = profiles.get(user.pk, (None, None))
+        people.append(Person(user, assigned_role(user), budget, concurrency_limit=limit))
+    return people
 
 
 @dataclass
