@@ -9,9 +9,11 @@ from decimal import Decimal
 import pytest
 from django.urls import reverse
 from django.utils import timezone
+from playwright.sync_api import expect
 
 from accounts.models import ActivityEntry, Profile
 from tests.factories import make_job
+from tests.test_browser import assert_nothing_blocked_or_logged, log_in
 from tests.test_idempotency import at_once, tasks_not_run
 from videos import budgets, fairshare, lifecycle, services, sweep
 from videos.models import Status, VideoJob
@@ -194,3 +196,20 @@ def test_only_an_admin_sets_a_limit_of_videos_at_once(member_client, member):
     url = reverse("accounts-team-person-concurrency", args=[member.pk])
     assert member_client.post(url, {"limit": "5"}).status_code == 403
     assert Profile.of(member).concurrency_limit is None
+
+
+def test_a_member_sees_the_place_in_line_and_cancels_a_waiting_job_in_the_browser(
+    page, settings, member, other_member
+):
+    settings.MUXWEB_PROVIDER_CONCURRENCY = 1
+    make_job(other_member, status=Status.IN_PROGRESS, prompt="Otto renders")
+    job = make_job(member, status=Status.WAITING, prompt="Mia waits her turn")
+    log_in(page, "mia", "pw-mia")
+    card = page.locator(f"#job-{job.pk}")
+    expect(card.locator(".waiting-label")).to_have_text("Waiting, 1st in line")
+    card.locator("button:has-text('Cancel')").click()
+    page.wait_for_load_state()
+    expect(page.locator(f"#job-{job.pk}")).to_contain_text("Cancelled while it waited")
+    job.refresh_from_db()
+    assert job.status == Status.FAILED
+    assert_nothing_blocked_or_logged(page, ["/", f"/videos/{job.pk}/cancel"])
