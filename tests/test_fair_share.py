@@ -213,3 +213,11 @@ def test_a_member_sees_the_place_in_line_and_cancels_a_waiting_job_in_the_browse
     job.refresh_from_db()
     assert job.status == Status.FAILED
     assert_nothing_blocked_or_logged(page, ["/", f"/videos/{job.pk}/cancel"])
+
+
+def test_a_cancelled_waiting_job_brings_no_failed_toast(member_client, member):
+    job = make_job(member, status=Status.WAITING)
+    member_client.post(reverse("videos-cancel", args=[job.pk]))
+    response = member_client.get(reverse("videos-notifications"), {"ids": str(job.pk)})
+    assert response.status_code == 200
+    assert 'class="toast' not in response.content.decode()
