@@ -1,4 +1,4 @@
-"""The team page's forms: adding a person, a role, a monthly budget."""
+"""The team page's forms: adding a person, a role, a monthly budget, videos at once."""
 
 from django import forms
 from django.contrib.auth import get_user_model
@@ -48,4 +48,14 @@ class BudgetForm(forms.Form):
         max_digits=10,
         decimal_places=2,
         help_text=_("In US dollars. Empty: no limit."),
+    )
+
+
+class ConcurrencyForm(forms.Form):
+    limit = forms.IntegerField(
+        label=_("Videos at once"),
+        required=False,
+        min_value=1,
+        max_value=1000,
+        help_text=_("Videos of this person rendering at the provider at once. Empty: no limit."),
     )

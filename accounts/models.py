@@ -20,6 +20,8 @@ class Action(models.TextChoices):
     ACCOUNT_DEACTIVATED = "account_deactivated", _("Deactivated an account")
     ACCOUNT_REACTIVATED = "account_reactivated", _("Reactivated an account")
     BUDGET_CHANGE = "budget_change", _("Changed a budget")
+    LIMIT_CHANGE = "limit_change", _("Changed how many videos someone may render at once")
+    CANCEL = "cancel", _("Cancelled a waiting video")
     PASSWORD_LINK = "password_link", _("Made a set-password link")
     CATALOGUE_CHANGE = "catalogue_change", _("Changed the model catalogue")
     LOGIN_LOCKOUT = "login_lockout", _("Login locked out")
@@ -110,6 +112,9 @@ class Profile(models.Model):
     monthly_budget = models.DecimalField(
         _("monthly budget"), max_digits=10, decimal_places=2, null=True, blank=True
     )
+    # How many of this person's videos may render at the provider at once; more wait in muxweb
+    # (videos.fairshare). Empty: no limit of their own.
+    concurrency_limit = models.PositiveSmallIntegerField(_("videos at once"), null=True, blank=True)
     # Raised each time a set-password link is issued: only the newest link works.
     password_link_generation = models.PositiveIntegerField(default=0)
 

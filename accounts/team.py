@@ -102,6 +102,8 @@ class Person:
     role: Role | None
     budget: Decimal | None
     jobs: int = 0
+    # Videos rendering at once (videos.fairshare); None: no limit of their own.
+    concurrency_limit: int | None = None
     spent: Decimal = Decimal("0.00")
 
 
@@ -123,8 +125,17 @@ def people() -> list[Person]:
     role_groups = Group.objects.filter(name__in=GROUPS.values())
     users = get_user_model().objects.order_by("-is_active", Lower("username"), "pk")
     users = users.prefetch_related(Prefetch("groups", queryset=role_groups))
-    budgets = dict(Profile.objects.values_list("user_id", "monthly_budget"))
-    return [Person(user, assigned_role(user), budgets.get(user.pk)) for user in users]
+    profiles = {
+        user_id: (budget, limit)
+        for user_id, budget, limit in Profile.objects.values_list(
+            "user_id", "monthly_budget", "concurrency_limit"
+        )
+    }
+    people = []
+    for user in users:
+        budget, limit = profiles.get(user.pk, (None, None))
+        people.append(Person(user, assigned_role(user), budget, concurrency_limit=limit))
+    return people
 
 
 @dataclass
@@ -309,6 +320,29 @@ def set_budget(actor, user, amount: Decimal | None) -> bool:
         row.monthly_budget = amount
         row.save()
         record(actor, Action.BUDGET_CHANGE, **whose, before=before, after=amount)
+    return True
+
+
+def set_concurrency_limit(actor, user, limit: int | None) -> bool:
+    """How many of `user`'s videos may render at the provider at once; None means no limit of
+    their own. Jobs past it wait in muxweb (videos.fairshare). False if it was that already."""
+    if limit is not None and limit < 1:
+        raise TeamError(_("At least one video at once, or empty for no limit."))
+    with transaction.atomic():
+        Profile.objects.get_or_create(user_id=user.pk)
+        row = Profile.objects.select_for_update().get(user_id=user.pk)
+        before = row.concurrency_limit
+        if before == limit:
+            return False
+        row.concurrency_limit = limit
+        row.save(update_fields=["concurrency_limit"])
+        record(
+            actor,
+            Action.LIMIT_CHANGE,
+            username=user.get_username(),
+            before=before,
+            after=limit,
+        )
     return True
 
 

@@ -19,6 +19,11 @@ urlpatterns = [
     path(
         "team/<person_id:pk>/budget", views.team_person_budget, name="accounts-team-person-budget"
     ),
+    path(
+        "team/<person_id:pk>/concurrency",
+        views.team_person_concurrency,
+        name="accounts-team-person-concurrency",
+    ),
     path("account/", views.account, name="accounts-account"),
     path(
         "account/set-password/<uidb64>/<token>/",

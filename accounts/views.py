@@ -21,11 +21,11 @@ from django.urls import reverse_lazy
 from django.utils import timezone, translation
 from django.utils.cache import add_never_cache_headers
 from django.utils.decorators import method_decorator
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts import team
-from accounts.forms import AddPersonForm, BudgetForm, RoleForm
+from accounts.forms import AddPersonForm, BudgetForm, ConcurrencyForm, RoleForm
 from accounts.models import Action, ActivityEntry, Profile, TeamBudget
 from accounts.preferences import PreferencesForm, remember
 from accounts.roles import Role, can, role_of
@@ -383,6 +383,40 @@ def set_budget(request: HttpRequest, person) -> HttpResponse:
             gettext("%(username)s's monthly budget is now %(amount)s.") % values
             if amount is not None
             else gettext("%(username)s has no monthly budget of their own now.") % values,
+        )
+    return redirect("accounts-team")
+
+
+@require_POST
+def team_person_concurrency(request: HttpRequest, pk: int) -> HttpResponse:
+    """How many of a person's videos may render at once; empty is no limit of their own."""
+    require(request, "manage_team")
+    person = team_person(request, pk)
+    form = ConcurrencyForm(request.POST)
+    if not form.is_valid():
+        return render_team(request, concurrency_form=form, concurrency_for=person.pk)
+    limit = form.cleaned_data["limit"]
+    try:
+        changed = team.set_concurrency_limit(request.user, person, limit)
+    except team.TeamError as exc:
+        form.add_error("limit", exc.message)
+        return render_team(request, concurrency_form=form, concurrency_for=person.pk)
+    values = {"username": person.get_username(), "limit": limit}
+    if not changed:
+        messages.info(request, gettext("The limit was that already."))
+    elif limit is None:
+        messages.success(
+            request, gettext("%(username)s has no limit of videos at once now.") % values
+        )
+    else:
+        messages.success(
+            request,
+            ngettext(
+                "%(username)s may now render %(limit)s video at once.",
+                "%(username)s may now render %(limit)s videos at once.",
+                limit,
+            )
+            % values,
         )
     return redirect("accounts-team")
 

@@ -363,6 +363,15 @@ MUXWEB_TRASH_DAYS = int(env_number("MUXWEB_TRASH_DAYS", 30))
 if MUXWEB_TRASH_DAYS < 1:
     raise ImproperlyConfigured(f"MUXWEB_TRASH_DAYS must be at least 1; got {MUXWEB_TRASH_DAYS}")
 
+# Jobs rendering at the provider at once, every member together; more wait inside muxweb, in fair
+# order (videos.fairshare). Unset or 0: no limit of muxweb's own.
+MUXWEB_PROVIDER_CONCURRENCY = int(env_number("MUXWEB_PROVIDER_CONCURRENCY", 0)) or None
+if MUXWEB_PROVIDER_CONCURRENCY is not None and MUXWEB_PROVIDER_CONCURRENCY < 1:
+    raise ImproperlyConfigured(
+        f"MUXWEB_PROVIDER_CONCURRENCY must be at least 1, or 0 for no limit; "
+        f"got {MUXWEB_PROVIDER_CONCURRENCY}"
+    )
+
 # The longest a share link may stay valid, in days (a link's default is 7, or this if shorter).
 MUXWEB_SHARE_MAX_DAYS = int(env_number("MUXWEB_SHARE_MAX_DAYS", 30))
 if not 1 <= MUXWEB_SHARE_MAX_DAYS <= 3650:

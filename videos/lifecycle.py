@@ -16,6 +16,7 @@ from django.db.models import F
 from django.utils import timezone
 from django_q.tasks import async_task
 
+from videos import fairshare
 from videos.models import (
     LIFECYCLE_FIELDS,
     MAX_RENDER_TIME,
@@ -323,12 +324,16 @@ def save_lifecycle(job: VideoJob) -> bool:
     would start a second download.
     """
     job.updated_at = timezone.now()
-    return (
+    saved = (
         VideoJob.objects.filter(pk=job.pk)
         .exclude(status__in=(Status.COMPLETED, Status.FAILED))
         .update(**{field: getattr(job, field) for field in LIFECYCLE_FIELDS})
         == 1
     )
+    if saved and job.status in (Status.COMPLETED, Status.FAILED):
+        # The job no longer renders at the provider: its slot goes to the next waiting job.
+        fairshare.slot_freed()
+    return saved
 
 
 def save_fields(job: VideoJob, fields: list[str]) -> bool:

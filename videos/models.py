@@ -154,6 +154,9 @@ class ReviewState(models.TextChoices):
 
 
 class Status(models.TextChoices):
+    # Held in muxweb, not sent: the provider's or the member's limit of jobs at once is reached
+    # (videos.fairshare sends it when a slot frees, in fair order).
+    WAITING = "waiting", _("Waiting")
     PENDING = "pending", _("Waiting to submit")
     SUBMITTING = "submitting", _("Submitting")
     # A create was sent but its answer never came: is the job at the provider or not?
@@ -165,6 +168,7 @@ class Status(models.TextChoices):
 
 
 ACTIVE_STATUSES = (
+    Status.WAITING,
     Status.PENDING,
     Status.SUBMITTING,
     Status.CHECKING,
@@ -222,6 +226,7 @@ OWN_ERRORS = {
         "Check the provider before generating it again."
     ),
     "remix_source_missing": _("The video this remixes is no longer at the provider."),
+    "cancelled": _("Cancelled while it waited: nothing was sent to the provider or paid."),
 }
 
 
@@ -256,8 +261,14 @@ class VideoJobQuerySet(models.QuerySet):
         return self.filter(NEEDING_WORK)
 
     def due(self, now: datetime | None = None) -> "VideoJobQuerySet":
+        """Jobs whose next look is due now. A waiting job is never due by its own clock: it is
+        sent when a slot frees (videos.fairshare.admit_waiting)."""
         now = now or timezone.now()
-        return self.needing_work().filter(Q(next_poll_at__isnull=True) | Q(next_poll_at__lte=now))
+        return (
+            self.needing_work()
+            .exclude(status=Status.WAITING)
+            .filter(Q(next_poll_at__isnull=True) | Q(next_poll_at__lte=now))
+        )
 
     def for_cards(self) -> "VideoJobQuerySet":
         return self.select_related("author", "remix_of")

@@ -60,7 +60,12 @@ def poll(request: HttpRequest) -> HttpResponse:
     rows = (mine.filter(pk__in=watched) | mine.needing_work()).order_by("-pk").only(*TOAST_FIELDS)
     jobs = list(rows[: MAX_POLL_IDS + MAX_WATCHED])
     running = [job.pk for job in jobs if job.is_active][:MAX_WATCHED]
-    ended = [job for job in jobs if job.pk in watched and not job.is_active]
+    # A waiting job its author cancelled ended by their own hand: no "failed" toast for it.
+    ended = [
+        job
+        for job in jobs
+        if job.pk in watched and not job.is_active and job.error_code != "cancelled"
+    ]
     if not ended and set(running) == watched:
         return HttpResponse(status=204)
     context = {"notifier_ids": running, "ended": ended}

@@ -21,7 +21,7 @@ from PIL import Image
 from accounts.activity import record
 from accounts.models import Action
 from muxweb import datadir
-from videos import budgets
+from videos import budgets, fairshare
 from videos.downloads import job_media_dir
 from videos.images import fit_to_size
 from videos.lifecycle import FIRST_POLL_DELAY, apply_upstream, listed_videos, next_page_after
@@ -76,6 +76,8 @@ def create_job(
         raise ModelUnavailable(list(refusals.values()))
     price = spec.price_per_second(size)
     estimate = None if price is None else (price * seconds).quantize(Decimal("0.01"))
+    # Past the provider's or the author's limit of jobs at once, it waits in muxweb for a slot.
+    waits = fairshare.is_limited(getattr(author, "pk", None))
     try:
         with transaction.atomic():
             # Refused here, before the row exists and so before anything is sent.
@@ -90,7 +92,8 @@ def create_job(
                 reserved_cost=estimate,
                 remix_of=remix_of,
                 client_token=client_token or None,
-                next_poll_at=timezone.now() + TASK_LEASE,
+                status=Status.WAITING if waits else Status.PENDING,
+                next_poll_at=None if waits else timezone.now() + TASK_LEASE,
             )
             default = Action.REMIX if remix_of is not None else Action.CREATE
             record(author, action or default, job=job)
@@ -99,7 +102,10 @@ def create_job(
         return VideoJob.objects.get(client_token=client_token)
     if reference is not None:
         save_reference(job, reference)
-    transaction.on_commit(lambda: async_task("videos.tasks.submit_job", job.pk))
+    if waits:
+        transaction.on_commit(fairshare.admit_waiting)
+    else:
+        transaction.on_commit(lambda: async_task("videos.tasks.submit_job", job.pk))
     return job
 
 

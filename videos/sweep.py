@@ -9,6 +9,7 @@ from django.db.models import Count, F, Min
 from django.utils import timezone
 from django_q.tasks import async_task
 
+from videos.fairshare import admit_waiting
 from videos.lifecycle import poll_jobs, start_checking
 from videos.models import (
     Lease,
@@ -31,6 +32,8 @@ SWEEP_BATCH = 200
 def poll_due_jobs(now: datetime | None = None) -> int:
     """One pass over every job that needs a worker now; returns how many it handled."""
     now = now or timezone.now()
+    # Slots freed since the last pass go to the waiting jobs first, in fair order.
+    admit_waiting()
     jobs = list(
         VideoJob.objects.due(now).order_by(F("next_poll_at").asc(nulls_first=True))[:SWEEP_BATCH]
     )
@@ -56,7 +59,12 @@ def poll_due_jobs(now: datetime | None = None) -> int:
 
 def seconds_until_next_due() -> float | None:
     """When the soonest job needs a worker, in seconds from now; None when nothing does."""
-    soonest = VideoJob.objects.needing_work().aggregate(at=Min("next_poll_at"), count=Count("id"))
+    # Waiting jobs are sent when a slot frees, at a pass or when a job ends, not by their clock.
+    soonest = (
+        VideoJob.objects.needing_work()
+        .exclude(status=Status.WAITING)
+        .aggregate(at=Min("next_poll_at"), count=Count("id"))
+    )
     if not soonest["count"]:
         return None
     if soonest["at"] is None:

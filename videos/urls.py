@@ -4,7 +4,7 @@ number (leading zeros, more digits than a database id holds) is a 404 before a v
 from django.urls import path, register_converter
 
 from muxweb.text import IdConverter
-from videos import export_views, notifications, views
+from videos import export_views, notifications, views, waiting_views
 
 register_converter(IdConverter, "job_id")
 
@@ -34,6 +34,7 @@ urlpatterns = [
     path("videos/<job_id:pk>/retry", views.retry_job, name="videos-retry"),
     path("videos/<job_id:pk>/delete", views.delete_job, name="videos-delete"),
     path("videos/<job_id:pk>/restore", views.restore_job, name="videos-restore"),
+    path("videos/<job_id:pk>/cancel", waiting_views.cancel_waiting, name="videos-cancel"),
     path("trash/", views.trash_list, name="videos-trash"),
     path("trash/empty", views.empty_trash, name="videos-trash-empty"),
 ]

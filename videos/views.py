@@ -123,7 +123,7 @@ def filtered_jobs(request: HttpRequest, params=None) -> tuple[QuerySet[VideoJob]
         "starred": params.get("starred", ""),
         "review": params.get("review", ""),
     }
-    if filters["status"] not in ("running", Status.COMPLETED, Status.FAILED):
+    if filters["status"] not in ("running", Status.WAITING, Status.COMPLETED, Status.FAILED):
         filters["status"] = ""
     author_id = request.user.pk if filters["author"] == "me" else parse_id(filters["author"])
     if author_id is None:
@@ -207,6 +207,7 @@ def gallery_context(request: HttpRequest, form: CreateJobForm | None = None) -> 
         **filter_choices(specs, filters),
         "statuses": [
             ("running", gettext("Running")),
+            (Status.WAITING, Status.WAITING.label),
             (Status.COMPLETED, Status.COMPLETED.label),
             (Status.FAILED, Status.FAILED.label),
         ],

@@ -1,0 +1,205 @@
+"""Concurrency and fair share: how many jobs render at the provider at once, and which waiting job
+goes next.
+
+Two limits hold jobs back inside muxweb (status WAITING, nothing sent, nothing paid): the
+provider's, settings.MUXWEB_PROVIDER_CONCURRENCY, for every member together, and a member's own,
+accounts.models.Profile.concurrency_limit, set on the Team page. A job occupies a slot from the
+moment it may be sent (pending) until the provider says it is done or failed; saving its files
+takes no slot.
+
+When a slot frees (a pass of the poll sweep, a job ending), the waiting jobs are sent in fair
+order: round-robin between members, oldest first within a member. A member's turn counts the
+slots they already hold, so fifty jobs from one member delay another member's single job by one
+slot at most. Admission runs under one lock row, so several workers admitting at once never send
+more than the limits allow; each job is taken from WAITING by a conditional update.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.humanize.templatetags.humanize import ordinal
+from django.db import transaction
+from django.db.models import Count
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django_q.tasks import async_task
+
+from accounts.activity import record
+from accounts.models import Action, Profile
+from videos.models import ACTIVE_STATUSES, Lease, Status, VideoJob
+from videos.queue import TASK_LEASE
+
+# The statuses that hold a slot at the provider (or are about to: pending is sent at once).
+OCCUPYING = tuple(status for status in ACTIVE_STATUSES if status != Status.WAITING)
+# The row every admission locks first, so that two workers never count the same free slot.
+ADMISSION_LOCK = "fair-share-admission"
+# Render times of this many recent jobs make the wait estimate.
+ESTIMATE_SAMPLE = 20
+
+
+def is_limited(author_id: int | None) -> bool:
+    """Whether a new job of this author must wait for a slot rather than go out at once."""
+    if settings.MUXWEB_PROVIDER_CONCURRENCY is not None:
+        return True
+    return (
+        author_id is not None
+        and Profile.objects.filter(user_id=author_id, concurrency_limit__isnull=False).exists()
+    )
+
+
+def member_limits() -> dict[int, int]:
+    return dict(
+        Profile.objects.filter(concurrency_limit__isnull=False).values_list(
+            "user_id", "concurrency_limit"
+        )
+    )
+
+
+def occupied() -> Counter:
+    """Slots held now, by author (None: imported jobs and former members)."""
+    rows = (
+        VideoJob.objects.filter(status__in=OCCUPYING)
+        .values_list("author_id")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    return Counter(dict(rows))
+
+
+def fair_order(waiting: list[VideoJob], held: Counter) -> list[VideoJob]:
+    """The waiting jobs in the order they go out: round by round, each member's oldest first,
+    a member's round counting the slots they hold already; within a round, the oldest first."""
+    taken: dict[int | None, int] = defaultdict(int)
+    keyed = []
+    for job in sorted(waiting, key=lambda job: (job.created_at, job.pk)):
+        turn = held[job.author_id] + taken[job.author_id]
+        taken[job.author_id] += 1
+        keyed.append((turn, job.created_at, job.pk, job))
+    keyed.sort(key=lambda key: key[:3])
+    return [key[3] for key in keyed]
+
+
+def waiting_jobs() -> list[VideoJob]:
+    # Few at any time; the running index (NEEDING_WORK) serves WHERE status = 'waiting'.
+    return list(
+        VideoJob.objects.filter(status=Status.WAITING).only("pk", "author_id", "created_at")
+    )
+
+
+def admit_waiting() -> list[int]:
+    """Send as many waiting jobs as the limits allow now, in fair order; their ids."""
+    if not VideoJob.objects.filter(status=Status.WAITING).exists():
+        return []
+    Lease.objects.get_or_create(
+        name=ADMISSION_LOCK, defaults={"expires_at": timezone.now() + timedelta(days=3650)}
+    )
+    admitted = []
+    with transaction.atomic():
+        # PostgreSQL: FOR UPDATE, one admission at a time; SQLite: every transaction here is
+        # BEGIN IMMEDIATE already. The counts below are read after the lock is held.
+        list(Lease.objects.select_for_update().filter(name=ADMISSION_LOCK))
+        held = occupied()
+        limits = member_limits()
+        total = settings.MUXWEB_PROVIDER_CONCURRENCY
+        free = math.inf if total is None else total - sum(held.values())
+        now = timezone.now()
+        for job in fair_order(waiting_jobs(), held):
+            if free <= 0:
+                break
+            limit = limits.get(job.author_id)
+            if limit is not None and held[job.author_id] >= limit:
+                continue
+            # The lease, as for a new job: should the task be lost, the sweep sends it later.
+            if VideoJob.objects.filter(pk=job.pk, status=Status.WAITING).update(
+                status=Status.PENDING, next_poll_at=now + TASK_LEASE, updated_at=now
+            ):
+                admitted.append(job.pk)
+                held[job.author_id] += 1
+                free -= 1
+    for job_id in admitted:
+        transaction.on_commit(lambda job_id=job_id: async_task("videos.tasks.submit_job", job_id))
+    return admitted
+
+
+def slot_freed() -> None:
+    """A job stopped rendering at the provider: its slot goes to the next waiting job."""
+    transaction.on_commit(admit_waiting)
+
+
+def cancel_waiting(job: VideoJob, *, actor) -> bool:
+    """Cancel a job that has not been sent: it ends failed ("cancelled"), so its reserved cost no
+    longer counts against the budgets. False if it was sent (or ended) meanwhile."""
+    with transaction.atomic():
+        cancelled = VideoJob.objects.filter(pk=job.pk, status=Status.WAITING).update(
+            status=Status.FAILED,
+            error_code="cancelled",
+            error_message="Cancelled while it waited: nothing was sent to the provider or paid.",
+            next_poll_at=None,
+            updated_at=timezone.now(),
+        )
+        if cancelled:
+            record(actor, Action.CANCEL, job=job)
+    return bool(cancelled)
+
+
+@dataclass
+class Place:
+    """Where a waiting job stands: its place in line (1 is next) and the wait expected."""
+
+    position: int
+    wait: timedelta | None
+
+    @property
+    def label(self) -> str:
+        place = ordinal(self.position)
+        if self.wait is None:
+            return _("Waiting, %(place)s in line") % {"place": place}
+        minutes = max(1, round(self.wait.total_seconds() / 60))
+        return _("Waiting, %(place)s in line, about %(minutes)s min") % {
+            "place": place,
+            "minutes": minutes,
+        }
+
+
+def typical_render() -> timedelta | None:
+    """The median render time (sent to done) of the recent jobs, or None before any."""
+    recent = (
+        VideoJob.objects.filter(status=Status.COMPLETED, submitted_at__isnull=False)
+        .exclude(completed_at=None)
+        .order_by("-completed_at")
+        .values_list("submitted_at", "completed_at")[:ESTIMATE_SAMPLE]
+    )
+    seconds = [(done - sent).total_seconds() for sent, done in recent if done >= sent]
+    return timedelta(seconds=statistics.median(seconds)) if seconds else None
+
+
+def line() -> dict[int, Place]:
+    """Every waiting job's place, by id. A few queries, whatever the number of jobs waiting."""
+    waiting = waiting_jobs()
+    if not waiting:
+        return {}
+    held = occupied()
+    limits = member_limits()
+    render = typical_render()
+    places = {}
+    for position, job in enumerate(fair_order(waiting, held), start=1):
+        slots = settings.MUXWEB_PROVIDER_CONCURRENCY or limits.get(job.author_id) or 1
+        wait = None if render is None else render * math.ceil(position / slots)
+        places[job.pk] = Place(position, wait)
+    return places
+
+
+def place_of(request, job: VideoJob) -> Place | None:
+    """A waiting job's place in line, the line read once per request however many cards ask."""
+    if job.status != Status.WAITING:
+        return None
+    places = getattr(request, "_waiting_line", None)
+    if places is None:
+        places = request._waiting_line = line()
+    return places.get(job.pk)
