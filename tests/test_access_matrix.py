@@ -333,6 +333,10 @@ EXPECTED: dict[str, Row] = {
         get="200 200 200 200 200 200",
         post="405 405 405 405 405 405",
     ),
+    # Cancelling a job that waits for a slot: its author (member) or an admin, like deleting.
+    "videos-cancel": Row(
+        url("videos-cancel", job_id), get="L 405 405 405 405 405", post="L 403 403 302 403 302"
+    ),
     # Usage: the whole team (each sees their own lines and the team's total; admins everyone's).
     "videos-usage": Row(
         url("videos-usage"), get="L 403 200 200 200 200", post="L 405 405 405 405 405"
@@ -381,6 +385,11 @@ EXPECTED: dict[str, Row] = {
     ),
     "accounts-team-person-budget": Row(
         url("accounts-team-person-budget", obj("user")),
+        get="L 405 405 405 405 405",
+        post="L 403 403 403 403 302",
+    ),
+    "accounts-team-person-concurrency": Row(
+        url("accounts-team-person-concurrency", obj("user")),
         get="L 405 405 405 405 405",
         post="L 403 403 403 403 302",
     ),
