@@ -284,14 +284,22 @@ class VideosClient:
     def _retrying(self, method: str, call: Any) -> Any:
         """`call()`, repeated on passing trouble when `method` is safe to repeat."""
         attempt = 0
+        trouble: UpstreamError | None = None
         while True:
             try:
                 return call()
+            except BudgetDeferred:
+                # A retry the key's budget puts off (a 429 paused the key): the caller gets the
+                # trouble that called for the retry, and schedules its next try by that.
+                if trouble is not None:
+                    raise trouble from None
+                raise
             except UpstreamError as exc:
                 attempt += 1
                 wait = self._retry_wait(exc, attempt) if method in RETRY_METHODS else None
                 if wait is None:
                     raise
+                trouble = exc
                 log.info("provider %s failed (%s), trying again in %.1fs", method, exc, wait)
                 time.sleep(wait)
 

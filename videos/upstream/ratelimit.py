@@ -186,9 +186,9 @@ return {granted, tostring(wait)}
 _PAUSE = (
     _NOW
     + """
-local until = now + tonumber(ARGV[1])
-if until > tonumber(redis.call('HGET', KEYS[1], 'paused_until') or '0') then
-  redis.call('HSET', KEYS[1], 'paused_until', tostring(until))
+local resume = now + tonumber(ARGV[1])
+if resume > tonumber(redis.call('HGET', KEYS[1], 'paused_until') or '0') then
+  redis.call('HSET', KEYS[1], 'paused_until', tostring(resume))
 end
 """
 )
