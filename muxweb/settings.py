@@ -387,6 +387,10 @@ MUXWEB_SIMULATOR_RENDER_SECONDS = env_number("MUXWEB_SIMULATOR_RENDER_SECONDS", 
 MUXWEB_SIMULATOR_FAULTS = env_str("MUXWEB_SIMULATOR_FAULTS", "")
 # Content variants it serves, comma-separated: "video" plays a gateway refusing the pictures.
 MUXWEB_SIMULATOR_VARIANTS = env_str("MUXWEB_SIMULATOR_VARIANTS") or "video,thumbnail,spritesheet"
+# The built-in simulator's limits, like a real key's (0: none): requests per minute, and jobs
+# rendering at once. Over either it answers 429 with Retry-After, as providers do.
+MUXWEB_SIMULATOR_RPM = int(env_number("MUXWEB_SIMULATOR_RPM", 0))
+MUXWEB_SIMULATOR_CONCURRENCY = int(env_number("MUXWEB_SIMULATOR_CONCURRENCY", 0))
 MUXWEB_USE_SIMULATOR = not env_str("MUXWEB_API_BASE")
 MUXWEB_API_BASE = (
     env_str("MUXWEB_API_BASE") or f"http://127.0.0.1:{MUXWEB_SIMULATOR_PORT}/v1"
@@ -397,6 +401,11 @@ MUXWEB_WEBHOOK_SECRET = env_str("MUXWEB_WEBHOOK_SECRET")
 MUXWEB_WEBHOOK_SECRETS = MUXWEB_WEBHOOK_SECRET.split()
 # Where the built-in simulator sends its webhooks (`manage.py up` sets it).
 MUXWEB_SIMULATOR_WEBHOOK_URL = env_str("MUXWEB_SIMULATOR_WEBHOOK_URL")
+# Requests per minute the provider key allows, shared by every muxweb process (0: learnt from the
+# provider's x-ratelimit-* headers and its 429s). See videos/upstream/ratelimit.py.
+MUXWEB_PROVIDER_RPM = int(env_number("MUXWEB_PROVIDER_RPM", 0))
+if MUXWEB_PROVIDER_RPM < 0:
+    raise ImproperlyConfigured(f"MUXWEB_PROVIDER_RPM must be 0 or more; got {MUXWEB_PROVIDER_RPM}")
 # Seconds: connecting, then waiting for each read of a response.
 MUXWEB_HTTP_TIMEOUT = (
     env_number("MUXWEB_CONNECT_TIMEOUT", 5.0, float),

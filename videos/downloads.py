@@ -3,6 +3,7 @@ its bytes before it is kept, and made from the video when the provider does not 
 
 import logging
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -21,7 +22,13 @@ from videos.models import (
 )
 from videos.probe import InvalidDownload, verify_download
 from videos.queue import FETCH_LOCK, TASK_LEASE, spritesheet_lease
-from videos.upstream.client import REDIRECT_REFUSED, UpstreamError, default_client
+from videos.upstream.client import (
+    REDIRECT_REFUSED,
+    BudgetDeferred,
+    UpstreamError,
+    default_client,
+)
+from videos.upstream.ratelimit import Priority
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +77,9 @@ def _fetch(job: VideoJob) -> None:
             continue
         try:
             name = _download_variant(client, job, variant, media_dir)
+        except BudgetDeferred as exc:
+            _fetch_deferred(job, exc)
+            return
         except UpstreamError as exc:
             if variant != "video" and refused_for_good(exc):
                 log.info("job %s: the provider does not offer the %s (%s)", job.pk, variant, exc)
@@ -94,6 +104,24 @@ def _fetch(job: VideoJob) -> None:
     job.fetch_error = ""
     job.next_poll_at = None
     save_fields(job, ["assets_fetched_at", "fetch_error", "next_poll_at"])
+
+
+def _fetch_deferred(job: VideoJob, exc: BudgetDeferred) -> None:
+    """The key's budget had no room: tried again when it should, the attempt not counted."""
+    VideoJob.objects.filter(pk=job.pk, assets_fetched_at__isnull=True).update(
+        fetch_attempts=F("fetch_attempts") - 1,
+        next_poll_at=timezone.now() + timedelta(seconds=exc.retry_after),
+    )
+
+
+# A download whose file the provider deletes sooner than this goes before polls (ratelimit.py).
+URGENT_BEFORE_EXPIRY = timedelta(minutes=15)
+
+
+def download_priority(job: VideoJob) -> Priority:
+    if job.expires_at is not None and job.expires_at - timezone.now() < URGENT_BEFORE_EXPIRY:
+        return Priority.URGENT
+    return Priority.POLL
 
 
 def _summary(errors: list[str]) -> str:
@@ -122,7 +150,7 @@ def _download_variant(client, job: VideoJob, variant: str, media_dir: Path) -> s
     """Download, verify and place one variant; its name under MEDIA_ROOT."""
     staging = media_dir / f"{STAGING_PREFIX}{variant}.{uuid.uuid4().hex}.download"
     try:
-        client.download(job.upstream_id, variant, staging)
+        client.download(job.upstream_id, variant, staging, priority=download_priority(job))
         try:
             content_type = verify_download(staging, variant, seconds=job.seconds, size=job.size)
         except InvalidDownload as exc:

@@ -26,7 +26,8 @@ from videos.models import (
     map_upstream_status,
 )
 from videos.queue import TASK_LEASE, enqueue_fetch, kick_poll_sweep
-from videos.upstream.client import UpstreamError, default_client
+from videos.upstream.client import BudgetDeferred, UpstreamError, default_client
+from videos.upstream.ratelimit import Priority
 from videos.upstream.video import UpstreamVideo, identifier
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,9 @@ def submit_job(job_id: int) -> None:
                 size=job.size,
                 input_reference=reference,
             )
+    except BudgetDeferred as exc:
+        _submit_deferred(job, exc)
+        return
     except UpstreamError as exc:
         _submit_failed(job, exc)
         return
@@ -136,6 +140,17 @@ def _adopt(job: VideoJob, video: UpstreamVideo, *, from_status: Status) -> bool:
     apply_upstream(job, video, poll_after=FIRST_POLL_DELAY)
     kick_poll_sweep()
     return True
+
+
+def _submit_deferred(job: VideoJob, exc: BudgetDeferred) -> None:
+    """Nothing was sent (the key's budget had no room): back in line for when it has, the
+    attempt not counted."""
+    VideoJob.objects.filter(pk=job.pk, status=Status.SUBMITTING).update(
+        status=Status.PENDING,
+        submit_attempts=F("submit_attempts") - 1,
+        next_poll_at=timezone.now() + timedelta(seconds=exc.retry_after),
+    )
+    kick_poll_sweep()
 
 
 def _submit_failed(job: VideoJob, exc: UpstreamError) -> None:
@@ -204,6 +219,11 @@ def reconcile_submit(job_id: int) -> None:
     job.reconcile_attempts += 1
     try:
         video, covered = _find_upstream(job)
+    except BudgetDeferred as exc:
+        # Nothing was asked: not an attempt.
+        job.next_poll_at = timezone.now() + timedelta(seconds=exc.retry_after)
+        save_fields(job, ["next_poll_at"])
+        return
     except UpstreamError as exc:
         if job.reconcile_attempts >= MAX_RECONCILE_ATTEMPTS:
             fail(job, "submit_outcome_unknown", f"{UNKNOWN_SUBMIT_MESSAGE} ({exc})")
@@ -240,7 +260,8 @@ def _find_upstream(job: VideoJob) -> tuple[UpstreamVideo | None, bool]:
     candidates: list[UpstreamVideo] = []
     covered, after = False, None
     for _page in range(RECONCILE_PAGES):
-        listing = client.list(limit=100, after=after)
+        # A create's fate: asked before polls, it may be a paid job nobody tracks.
+        listing = client.list(limit=100, after=after, priority=Priority.URGENT)
         videos = listed_videos(listing)
         for video in videos:
             if video.created_at is not None and video.created_at < since:
@@ -465,10 +486,21 @@ def poll_jobs(jobs: list[VideoJob]) -> None:
         return
     # Polls are small: a short read timeout keeps one slow answer from holding up a sweep.
     client = default_client().with_read_timeout(POLL_READ_TIMEOUT)
+    # The key's budget is claimed here, on this thread, for all of them at once: the most
+    # overdue first, the others wait for room (a database write from each poll's thread would
+    # also queue behind this thread's transaction on SQLite).
+    if client.budget is not None:
+        granted, wait = client.budget.take(Priority.POLL, len(jobs))
+        for job in jobs[granted:]:
+            _put_off(job, wait)
+        jobs = jobs[:granted]
+        if not jobs:
+            return
 
     def retrieve(job: VideoJob) -> tuple[dict, float | None] | UpstreamError:
         try:
-            return client.retrieve(job.upstream_id)
+            with client.prepaid():
+                return client.retrieve(job.upstream_id)
         except UpstreamError as exc:
             return exc
 
@@ -478,7 +510,10 @@ def poll_jobs(jobs: list[VideoJob]) -> None:
         for future in as_completed(futures):
             job, answer = futures[future], future.result()
             try:
-                if isinstance(answer, UpstreamError):
+                if isinstance(answer, BudgetDeferred):
+                    # Not asked: the next look waits for room in the budget, not a failure.
+                    _put_off(job, answer.retry_after)
+                elif isinstance(answer, UpstreamError):
                     record_poll_failure(job, answer)
                 else:
                     video, poll_after = answer
@@ -489,8 +524,14 @@ def poll_jobs(jobs: list[VideoJob]) -> None:
                 _put_off(job)
 
 
-def _put_off(job: VideoJob) -> None:
-    """Look at a job again later than usual, after something unexpected went wrong with it."""
+def _put_off(job: VideoJob, wait: float | None = None) -> None:
+    """Look at a job again later than usual: after `wait` seconds when the budget had no room
+    (not a failure), else after something unexpected went wrong with it."""
+    if wait is not None:
+        VideoJob.objects.filter(pk=job.pk).update(
+            next_poll_at=timezone.now() + timedelta(seconds=min(wait, MAX_POLL_BACKOFF))
+        )
+        return
     delay = timedelta(seconds=min(2 ** min(job.poll_failures + 1, 8), MAX_POLL_BACKOFF))
     VideoJob.objects.filter(pk=job.pk).update(
         next_poll_at=timezone.now() + delay, poll_failures=F("poll_failures") + 1

@@ -683,6 +683,23 @@ class Lease(models.Model):
         return cls.objects.filter(name=name, expires_at__gt=timezone.now()).exists()
 
 
+class ProviderBudget(models.Model):
+    """One provider key's request budget, shared by every process through the database when
+    Redis is not configured (videos/upstream/ratelimit.py): the times of the requests sent in the
+    last minute, the limit learnt from the provider, and until when the whole key is paused."""
+
+    # A hash of the API base and key: the key itself is never stored.
+    key = models.CharField(max_length=40, primary_key=True)
+    learnt_limit = models.PositiveIntegerField(null=True, blank=True)
+    # Unix times of the requests granted in the last window, oldest first.
+    sent = models.JSONField(default=list, blank=True)
+    paused_until = models.FloatField(default=0.0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"budget {self.key[:8]}"
+
+
 # An import whose worker has not reported for this long died; another may start.
 IMPORT_STALE_AFTER = timedelta(minutes=5)
 

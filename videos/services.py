@@ -34,7 +34,7 @@ from videos.models import (
     VideoJob,
 )
 from videos.queue import TASK_LEASE, kick_poll_sweep
-from videos.upstream.client import UpstreamError, default_client
+from videos.upstream.client import BudgetDeferred, UpstreamError, default_client
 from videos.upstream.video import UpstreamVideo
 
 log = logging.getLogger(__name__)
@@ -193,6 +193,11 @@ def continue_import(run_id: int, *, page_size: int = 100) -> None:
         while True:
             try:
                 listing, videos, added = _import_page(client, specs, page_size, run.cursor or None)
+            except BudgetDeferred:
+                # The key's budget keeps its room for creates, downloads and polls: a fresh task
+                # asks again (and waits for room again) where this one stopped.
+                hand_over = True
+                break
             except UpstreamError as exc:
                 run.error = str(exc)
                 _finish_import(run)

@@ -55,6 +55,7 @@ from videos.paging import (
     older_than,
     page_of,
 )
+from videos.upstream.ratelimit import default_budget
 from videos.usage import chart_bars, month_usage, parse_month, this_month
 
 POLL_SECONDS = 2
@@ -265,7 +266,8 @@ def import_context(request: HttpRequest) -> dict:
     recent = run is not None and (
         run.is_running or timezone.now() - (run.finished_at or run.updated_at) < IMPORT_SHOWN_FOR
     )
-    return {"import_run": run if recent else None}
+    # The provider key's request budget, shared by the team (upstream/ratelimit.py).
+    return {"import_run": run if recent else None, "provider_budget": default_budget().state()}
 
 
 # A finished import's result stays on the gallery this long.

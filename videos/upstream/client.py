@@ -3,8 +3,13 @@
 One pooled `requests.Session` per process, a timeout on every call, and provider errors raised as
 `UpstreamError` carrying the HTTP status and the error envelope's code and message. The API key
 goes into the Authorization header and nowhere else: not into exceptions, reprs or logs.
+
+With a `Budget` (ratelimit.py, as `default_client()` gives), every request to the provider first
+claims a slot of the key's shared budget, at the priority of what it is for, and every answer
+tells the budget what the provider said of its limits.
 """
 
+import contextlib
 import logging
 import math
 import os
@@ -12,6 +17,7 @@ import random
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +26,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import NewConnectionError
 from urllib3.util.retry import Retry
 
+from videos.upstream.ratelimit import Budget, Priority, default_budget
 from videos.upstream.redirects import (
     IPNetwork,
     RedirectRefused,
@@ -148,6 +155,23 @@ class UpstreamTimeout(UpstreamError):
     """The request was sent but no answer came in time: its outcome is unknown."""
 
 
+BUDGET_DEFERRED = "budget_deferred"
+
+
+class BudgetDeferred(UpstreamError):
+    """Not sent: the key's request budget had no room for this call in the time it may wait.
+    `retry_after` says when room is expected; the caller puts the work off until then without
+    counting it as a failure."""
+
+    def __init__(self, wait: float) -> None:
+        super().__init__(
+            "the provider key's requests for this minute are used up",
+            code=BUDGET_DEFERRED,
+            retry_after=wait,
+            sent=False,
+        )
+
+
 # The longest wait a provider's header is taken for; anything longer (or inf) is clamped to it.
 MAX_HEADER_WAIT = 24 * 3600.0
 
@@ -215,8 +239,11 @@ class VideosClient:
         session: requests.Session | None = None,
         retries: int = RETRIES,
         max_retry_wait: float = MAX_RETRY_WAIT,
+        budget: Budget | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.budget = budget
+        self._prepaid = threading.local()
         self._api_key = api_key
         self.timeout = timeout
         self.session = session or pooled_session()
@@ -236,35 +263,65 @@ class VideosClient:
             session=self.session,
             retries=self.retries,
             max_retry_wait=self.max_retry_wait,
+            budget=self.budget,
         )
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        return self._retrying(method, lambda: self._send(method, path, **kwargs))
+    @contextlib.contextmanager
+    def prepaid(self) -> Iterator[None]:
+        """The next request on this thread takes a slot already claimed (`Budget.take`); a retry
+        within the call claims its own."""
+        self._prepaid.slots = 1
+        try:
+            yield
+        finally:
+            self._prepaid.slots = 0
+
+    def _request(
+        self, method: str, path: str, priority: Priority, **kwargs: Any
+    ) -> requests.Response:
+        return self._retrying(method, lambda: self._send(method, path, priority, **kwargs))
 
     def _retrying(self, method: str, call: Any) -> Any:
         """`call()`, repeated on passing trouble when `method` is safe to repeat."""
         attempt = 0
+        trouble: UpstreamError | None = None
         while True:
             try:
                 return call()
+            except BudgetDeferred:
+                # A retry the key's budget puts off (a 429 paused the key): the caller gets the
+                # trouble that called for the retry, and schedules its next try by that.
+                if trouble is not None:
+                    raise trouble from None
+                raise
             except UpstreamError as exc:
                 attempt += 1
                 wait = self._retry_wait(exc, attempt) if method in RETRY_METHODS else None
                 if wait is None:
                     raise
+                trouble = exc
                 log.info("provider %s failed (%s), trying again in %.1fs", method, exc, wait)
                 time.sleep(wait)
 
     def _retry_wait(self, exc: UpstreamError, attempt: int) -> float | None:
-        # A read timeout already cost a whole timeout: the caller's own backoff handles it.
-        if attempt > self.retries or not exc.is_transient or isinstance(exc, UpstreamTimeout):
+        # A read timeout already cost a whole timeout: the caller's own backoff handles it, and
+        # a call the budget put off is the caller's to schedule.
+        if (
+            attempt > self.retries
+            or not exc.is_transient
+            or isinstance(exc, UpstreamTimeout | BudgetDeferred)
+        ):
             return None
         if exc.retry_after is not None:
             return exc.retry_after if exc.retry_after <= self.max_retry_wait else None
         backoff = RETRY_BACKOFF * 2 ** (attempt - 1)
         return min(backoff * random.uniform(0.5, 1.0), self.max_retry_wait)
 
-    def _send(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+    def _send(self, method: str, path: str, priority: Priority, **kwargs: Any) -> requests.Response:
+        if getattr(self._prepaid, "slots", 0):
+            self._prepaid.slots -= 1
+        elif self.budget is not None and (wait := self.budget.acquire(priority)):
+            raise BudgetDeferred(wait)
         headers = kwargs.pop("headers", {})
         headers["Authorization"] = f"Bearer {self._api_key}"
         url = f"{self.base_url}{path}"
@@ -287,6 +344,8 @@ class VideosClient:
         except requests.RequestException as exc:
             # Its message may quote a header, the key among them: only the type is kept.
             raise UpstreamError(f"the request failed ({type(exc).__name__})") from None
+        if self.budget is not None:
+            self.budget.observe(response.status_code, response.headers)
         if response.status_code >= 400:
             try:
                 error = error_from_response(response)
@@ -297,12 +356,16 @@ class VideosClient:
             raise error
         return response
 
-    def _json(self, method: str, path: str, **kwargs: Any) -> tuple[dict, requests.Response]:
+    def _json(
+        self, method: str, path: str, priority: Priority, **kwargs: Any
+    ) -> tuple[dict, requests.Response]:
         # Read and parsed inside the retries: a garbled answer to a read is asked again.
-        return self._retrying(method, lambda: self._json_once(method, path, **kwargs))
+        return self._retrying(method, lambda: self._json_once(method, path, priority, **kwargs))
 
-    def _json_once(self, method: str, path: str, **kwargs: Any) -> tuple[dict, requests.Response]:
-        response = self._send(method, path, **kwargs)
+    def _json_once(
+        self, method: str, path: str, priority: Priority, **kwargs: Any
+    ) -> tuple[dict, requests.Response]:
+        response = self._send(method, path, priority, **kwargs)
         if 300 <= response.status_code < 400:
             response.close()
             raise UpstreamError(
@@ -339,30 +402,39 @@ class VideosClient:
         """Start a generation. `input_reference` is (filename, bytes, content type)."""
         fields = {"prompt": prompt, "model": model, "seconds": str(seconds), "size": size}
         if input_reference is None:
-            body, _ = self._json("POST", "/videos", json=fields)
+            body, _ = self._json("POST", "/videos", Priority.CREATE, json=fields)
         else:
             files = {"input_reference": input_reference}
-            body, _ = self._json("POST", "/videos", data=fields, files=files)
+            body, _ = self._json("POST", "/videos", Priority.CREATE, data=fields, files=files)
         return body
 
     def retrieve(self, video_id: str) -> tuple[dict, float | None]:
         """The job, and how many seconds the provider asks us to wait before asking again."""
-        body, response = self._json("GET", f"/videos/{_quote(video_id)}")
+        body, response = self._json("GET", f"/videos/{_quote(video_id)}", Priority.POLL)
         return body, header_seconds(response.headers.get("openai-poll-after-ms"), scale=0.001)
 
-    def list(self, *, limit: int = 100, after: str | None = None, order: str = "desc") -> dict:
+    def list(
+        self,
+        *,
+        limit: int = 100,
+        after: str | None = None,
+        order: str = "desc",
+        priority: Priority = Priority.LISTING,
+    ) -> dict:
         params: dict[str, Any] = {"limit": limit, "order": order}
         if after:
             params["after"] = after
-        body, _ = self._json("GET", "/videos", params=params)
+        body, _ = self._json("GET", "/videos", priority, params=params)
         return body
 
     def delete(self, video_id: str) -> dict:
-        body, _ = self._json("DELETE", f"/videos/{_quote(video_id)}")
+        body, _ = self._json("DELETE", f"/videos/{_quote(video_id)}", Priority.LISTING)
         return body
 
     def remix(self, video_id: str, prompt: str) -> dict:
-        body, _ = self._json("POST", f"/videos/{_quote(video_id)}/remix", json={"prompt": prompt})
+        body, _ = self._json(
+            "POST", f"/videos/{_quote(video_id)}/remix", Priority.CREATE, json={"prompt": prompt}
+        )
         return body
 
     def _follow(self, url: str) -> requests.Response:
@@ -396,7 +468,9 @@ class VideosClient:
             )
         return response
 
-    def download(self, video_id: str, variant: str, dest: Path) -> int:
+    def download(
+        self, video_id: str, variant: str, dest: Path, *, priority: Priority = Priority.POLL
+    ) -> int:
         """Stream one content variant into `dest`, whole or not at all; returns its size in bytes.
 
         The bytes go to a temporary file beside `dest`, renamed into place only once complete, so a
@@ -404,7 +478,11 @@ class VideosClient:
         """
         dest.parent.mkdir(parents=True, exist_ok=True)
         response = self._request(
-            "GET", f"/videos/{_quote(video_id)}/content", params={"variant": variant}, stream=True
+            "GET",
+            f"/videos/{_quote(video_id)}/content",
+            priority,
+            params={"variant": variant},
+            stream=True,
         )
         for _hop in range(MAX_REDIRECTS + 1):
             if not (response.is_redirect and response.headers.get("Location")):
@@ -468,9 +546,13 @@ def _never_connected(exc: requests.ConnectionError) -> bool:
 
 
 def default_client() -> VideosClient:
-    """The client for the configured provider (or the built-in simulator)."""
+    """The client for the configured provider (or the built-in simulator), within the key's
+    shared budget."""
     from django.conf import settings
 
     return VideosClient(
-        settings.MUXWEB_API_BASE, settings.MUXWEB_API_KEY, timeout=settings.MUXWEB_HTTP_TIMEOUT
+        settings.MUXWEB_API_BASE,
+        settings.MUXWEB_API_KEY,
+        timeout=settings.MUXWEB_HTTP_TIMEOUT,
+        budget=default_budget(),
     )

@@ -10,6 +10,11 @@ Every request goes through `Simulator.dispatch`: authentication, then the `ROUTE
 handler method that answers a `Reply` or raises `ApiError`, which becomes the contract's error
 envelope. Fault injection hooks in there.
 
+Limits, like a real key's: `rpm_limit` requests per minute (a sliding 60 s window over the
+requests it admitted) and `concurrency_limit` jobs rendering at once. A request over either is
+answered 429 with `Retry-After`, `retry-after-ms` and OpenAI's `x-ratelimit-*-requests` headers,
+which every admitted request carries too while a per-minute limit is set (see `_admit`).
+
 Webhooks do not wait for a request: while serving, a ticker thread notices jobs that the clock has
 just finished and posts one signed Standard Webhooks event for each, from a thread of its own that
 retries with backoff.
@@ -35,6 +40,7 @@ import socketserver
 import tempfile
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email import policy
@@ -93,6 +99,8 @@ WEBHOOK_TIMEOUT_SECONDS = 5
 # Waits before the second, third, ... attempt: doubling from the first, capped at the last.
 WEBHOOK_FIRST_BACKOFF_SECONDS = 0.5
 WEBHOOK_MAX_BACKOFF_SECONDS = 30
+# The window `rpm_limit` counts requests in, like a provider's "per minute".
+RATE_WINDOW_SECONDS = 60.0
 EVENT_TYPES = {"completed": "video.completed", "failed": "video.failed"}
 
 
@@ -345,7 +353,9 @@ class Simulator:
     set when it finishes, signed with the secret of that moment (unsigned if there is none).
     `webhook_log` records every delivery attempt. `offered_variants` is the content variants it
     serves; the others answer 400, as a gateway in front of a model without thumbnails and
-    spritesheets does.
+    spritesheets does. `rpm_limit` and `concurrency_limit` (0: none) may change while serving
+    too; `request_log` holds (monotonic time, route) of every API request admitted and
+    `refusals` (route, "requests" or "concurrency") of every one refused by a limit.
     """
 
     def __init__(
@@ -366,8 +376,16 @@ class Simulator:
         webhook_retries: int = 5,
         faults: list[Fault] | None = None,
         offered_variants: tuple[str, ...] = tuple(VARIANTS),
+        rpm_limit: int = 0,
+        concurrency_limit: int = 0,
     ) -> None:
         self.api_key = api_key
+        self.rpm_limit = rpm_limit
+        self.concurrency_limit = concurrency_limit
+        self.request_log: list[tuple[float, str]] = []
+        self.refusals: list[tuple[str, str]] = []
+        self._admitted: deque[float] = deque()
+        self._limits_lock = threading.Lock()
         self.render_seconds = render_seconds
         self.fail_marker = fail_marker
         self.poll_after_ms = poll_after_ms
@@ -530,6 +548,78 @@ class Simulator:
             jobs = list(self._jobs.values())
         return [self._video(job, now) for job in jobs]
 
+    def reset_limits(self) -> None:
+        """No limits, and no request counted against them: a fresh key."""
+        with self._limits_lock:
+            self.rpm_limit = self.concurrency_limit = 0
+            self._admitted.clear()
+            self.request_log.clear()
+            self.refusals.clear()
+
+    def most_requests_in_window(self, window: float = RATE_WINDOW_SECONDS) -> int:
+        """The most requests admitted within any `window` seconds, from `request_log`."""
+        with self._limits_lock:
+            times = [at for at, _route in self.request_log]
+        most, start = 0, 0
+        for end, at in enumerate(times):
+            while at - times[start] >= window:
+                start += 1
+            most = max(most, end - start + 1)
+        return most
+
+    def _admit(self, route: str) -> dict[str, str]:
+        """Count one API request against `rpm_limit`, or refuse it with 429.
+
+        A sliding window: a request is admitted when fewer than `rpm_limit` were admitted in the
+        last 60 s; refused ones do not count. The answer's `x-ratelimit-*` headers: the limit, the
+        room left after this request, and when the oldest counted request leaves the window
+        (`reset`, as OpenAI writes durations: "1.5s")."""
+        now = time.monotonic()
+        with self._limits_lock:
+            limit = self.rpm_limit
+            while self._admitted and now - self._admitted[0] >= RATE_WINDOW_SECONDS:
+                self._admitted.popleft()
+            if limit and len(self._admitted) >= limit:
+                # Room comes back when the request `limit` places back leaves the window.
+                wait = self._admitted[-limit] + RATE_WINDOW_SECONDS - now
+                self.refusals.append((route, "requests"))
+                headers = _limit_headers(limit, 0, wait)
+                raise ApiError(
+                    429,
+                    f"Rate limit reached for requests: limit {limit} per minute. "
+                    f"Please try again in {_duration(wait)}.",
+                    code="rate_limit_exceeded",
+                    error_type="requests",
+                    headers={**headers, **_retry_headers(wait)},
+                )
+            self._admitted.append(now)
+            self.request_log.append((now, route))
+            if not limit:
+                return {}
+            reset = self._admitted[0] + RATE_WINDOW_SECONDS - now
+            return _limit_headers(limit, limit - len(self._admitted), reset)
+
+    def _check_concurrency(self, route: str) -> None:
+        """Refuse a create or remix while `concurrency_limit` jobs are rendering (429)."""
+        limit = self.concurrency_limit
+        if not limit:
+            return
+        now = time.monotonic()
+        with self._lock:
+            running = [job for job in self._jobs.values() if job.phase(now)[0] not in TERMINAL]
+        if len(running) < limit:
+            return
+        wait = min(job.started + job.render_seconds for job in running) - now
+        with self._limits_lock:
+            self.refusals.append((route, "concurrency"))
+        raise ApiError(
+            429,
+            f"Too many concurrent jobs: at most {limit} may render at once.",
+            code="too_many_concurrent_jobs",
+            error_type="requests",
+            headers=_retry_headers(wait),
+        )
+
     def reset(self) -> None:
         """Forget every job and delete its files."""
         with self._lock:
@@ -539,18 +629,28 @@ class Simulator:
             self._remove_files(job)
 
     def dispatch(self, request: ApiRequest) -> Reply:
-        """Answer one request: authenticate, route, run the handler, map errors to envelopes."""
+        """Answer one request: authenticate, count it against the limits, route, run the
+        handler, map errors to envelopes."""
+        limit_headers: dict[str, str] = {}
         try:
             route, request.params = self._route(request)
             if route not in UNAUTHENTICATED_ROUTES:
                 self._authenticate(request)
+                limit_headers = self._admit(route)
             handler = getattr(self, f"_{route}")
+            if route in ("create", "remix"):
+                self._check_concurrency(route)
             fault = self._take_fault(route, request)
             if fault is None:
-                return handler(request)
-            return self._misbehave(fault, route, request, handler)
+                reply = handler(request)
+            else:
+                reply = self._misbehave(fault, route, request, handler)
+            reply.headers = {**limit_headers, **reply.headers}
+            return reply
         except ApiError as error:
-            return error.reply()
+            reply = error.reply()
+            reply.headers = {**limit_headers, **reply.headers}
+            return reply
         except Exception:
             log.exception("simulator failed on %s %s", request.method, request.path)
             return ApiError(
@@ -1019,6 +1119,28 @@ def _post(url: str, body: bytes, headers: dict[str, str]) -> int:
         return response.status
     finally:
         connection.close()
+
+
+def _duration(seconds: float) -> str:
+    """A wait as OpenAI writes it in its headers and messages: "1.5s", "250ms"."""
+    seconds = max(seconds, 0.0)
+    if seconds < 1:
+        return f"{math.ceil(seconds * 1000)}ms"
+    return f"{math.ceil(seconds * 1000) / 1000:g}s"
+
+
+def _limit_headers(limit: int, remaining: int, reset: float) -> dict[str, str]:
+    return {
+        "x-ratelimit-limit-requests": str(limit),
+        "x-ratelimit-remaining-requests": str(max(remaining, 0)),
+        "x-ratelimit-reset-requests": _duration(reset),
+    }
+
+
+def _retry_headers(wait: float) -> dict[str, str]:
+    # Retry-After is whole seconds, rounded up; retry-after-ms says it exactly.
+    wait = max(wait, 0.0)
+    return {"Retry-After": str(math.ceil(wait)), "retry-after-ms": str(math.ceil(wait * 1000))}
 
 
 def _not_found(video_id: str) -> ApiError:

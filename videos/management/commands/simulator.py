@@ -88,6 +88,21 @@ class Command(BaseCommand):
             "thumbnails and spritesheets (default: MUXWEB_SIMULATOR_VARIANTS).",
         )
 
+        parser.add_argument(
+            "--rpm",
+            type=int,
+            default=int(getattr(settings, "MUXWEB_SIMULATOR_RPM", 0)),
+            help="Requests per minute before answering 429, like a real key (0: no limit; "
+            "default: MUXWEB_SIMULATOR_RPM).",
+        )
+        parser.add_argument(
+            "--concurrency",
+            type=int,
+            default=int(getattr(settings, "MUXWEB_SIMULATOR_CONCURRENCY", 0)),
+            help="Jobs rendering at once before a create gets 429 (0: no limit; "
+            "default: MUXWEB_SIMULATOR_CONCURRENCY).",
+        )
+
     def handle(
         self,
         *args,
@@ -103,6 +118,8 @@ class Command(BaseCommand):
         webhook_secret: str | None,
         faults: str,
         variants: str,
+        rpm: int,
+        concurrency: int,
         verbosity: int,
         **options,
     ) -> None:
@@ -121,6 +138,8 @@ class Command(BaseCommand):
                 webhook_secret=webhook_secret,
                 faults=parse_faults(faults),
                 offered_variants=parse_variants(variants),
+                rpm_limit=rpm,
+                concurrency_limit=concurrency,
             )
         except OSError as exc:
             raise CommandError(f"cannot listen on {host}:{port}: {exc}") from exc
@@ -131,6 +150,9 @@ class Command(BaseCommand):
         webhooks = f", webhooks to {webhook_url}" if webhook_url else ""
         if faults:
             webhooks += f", injecting faults: {faults}"
+        if rpm or concurrency:
+            webhooks += f", limited to {rpm or 'any number of'} requests a minute and "
+            webhooks += f"{concurrency or 'any number of'} jobs at once"
         if set(simulator.offered_variants) != set(VARIANTS):
             webhooks += f", offering only {', '.join(simulator.offered_variants)}"
         self.stdout.write(
