@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('videos', '0018_search_titles_notes'),
+        ('videos', '0019_waiting'),
     ]
 
     operations = [
