@@ -104,7 +104,7 @@ def submit_job(job_id: int) -> None:
         # Accepted, perhaps, but with no id we could keep: look for it before anything else.
         start_checking(job, exc)
         return
-    _adopt(job, answer, from_status=Status.SUBMITTING)
+    adopt(job, answer, from_status=Status.SUBMITTING)
 
 
 def read_video(data: object) -> UpstreamVideo:
@@ -112,7 +112,7 @@ def read_video(data: object) -> UpstreamVideo:
     return UpstreamVideo.parse(data, secret=settings.MUXWEB_API_KEY)
 
 
-def _adopt(job: VideoJob, video: UpstreamVideo, *, from_status: Status) -> bool:
+def adopt(job: VideoJob, video: UpstreamVideo, *, from_status: Status) -> bool:
     """Take the provider's job as this one's: its id first, on its own update, so that whatever
     happens next this paid job is never lost track of. False if another worker got there first."""
     try:
@@ -202,10 +202,15 @@ def reconcile_submit(job_id: int) -> None:
         return
     job.reconcile_attempts += 1
     try:
-        video, covered = _find_upstream(job)
+        video, covered = find_upstream(job)
     except UpstreamError as exc:
         if job.reconcile_attempts >= MAX_RECONCILE_ATTEMPTS:
-            fail(job, "submit_outcome_unknown", f"{UNKNOWN_SUBMIT_MESSAGE} ({exc})")
+            fail(
+                job,
+                "submit_outcome_unknown",
+                f"{UNKNOWN_SUBMIT_MESSAGE} ({exc})",
+                gave_up=True,
+            )
             return
         delay = _retry_delay(exc, RECONCILE_INTERVAL * 2**job.reconcile_attempts)
         job.next_poll_at = timezone.now() + timedelta(seconds=delay)
@@ -213,7 +218,7 @@ def reconcile_submit(job_id: int) -> None:
         save_fields(job, ["reconcile_attempts", "next_poll_at", "error_code", "error_message"])
         return
     if video is not None:
-        if _adopt(job, video, from_status=Status.CHECKING):
+        if adopt(job, video, from_status=Status.CHECKING):
             log.info("job %s: found at the provider as %s", job.pk, video.id)
         return
     settled = (timezone.now() - job.submit_sent_at).total_seconds() >= RECONCILE_SETTLE
@@ -222,13 +227,13 @@ def reconcile_submit(job_id: int) -> None:
         _resend(job)
         return
     if job.reconcile_attempts >= MAX_RECONCILE_ATTEMPTS:
-        fail(job, "submit_outcome_unknown", UNKNOWN_SUBMIT_MESSAGE)
+        fail(job, "submit_outcome_unknown", UNKNOWN_SUBMIT_MESSAGE, gave_up=True)
         return
     job.next_poll_at = timezone.now() + timedelta(seconds=RECONCILE_INTERVAL)
     save_fields(job, ["reconcile_attempts", "next_poll_at"])
 
 
-def _find_upstream(job: VideoJob) -> tuple[UpstreamVideo | None, bool]:
+def find_upstream(job: VideoJob) -> tuple[UpstreamVideo | None, bool]:
     """The provider's job that matches this one, if any, and whether the listing went back far
     enough (to before the first send) to say it is not there."""
     client = default_client()
@@ -307,8 +312,11 @@ UNKNOWN_SUBMIT_MESSAGE = (
 )
 
 
-def fail(job: VideoJob, code: str, message: str) -> None:
+def fail(job: VideoJob, code: str, message: str, *, gave_up: bool = False) -> None:
+    """End the job as failed. `gave_up`: muxweb stopped on its own (the provider never said the
+    job failed), so it may be checked with the provider again (videos.recheck)."""
     job.status = Status.FAILED
+    job.gave_up = gave_up
     job.error_code = code
     job.error_message = message
     job.next_poll_at = None
@@ -391,6 +399,7 @@ def apply_upstream(
         job.next_poll_at = None
     elif job.is_overdue(now):
         job.status = Status.FAILED
+        job.gave_up = True
         job.error_code = "timeout"
         job.error_message = f"The provider did not finish the job within {MAX_RENDER_TIME}."
         job.next_poll_at = None
@@ -441,10 +450,15 @@ def record_poll_failure(job: VideoJob, exc: UpstreamError) -> None:
         fail(job, "not_found", "The provider no longer knows this job.")
         return
     if job.poll_failures >= MAX_POLL_FAILURES:
-        fail(job, _error_code(exc), _last_error(job.poll_failures, exc))
+        fail(job, _error_code(exc), _last_error(job.poll_failures, exc), gave_up=True)
         return
     if job.is_overdue(now):
-        fail(job, exc.code or "timeout", f"The provider did not finish the job in time: {exc}")
+        fail(
+            job,
+            exc.code or "timeout",
+            f"The provider did not finish the job in time: {exc}",
+            gave_up=True,
+        )
         return
     delay = _retry_delay(exc, 2 ** min(job.poll_failures, 8))
     job.next_poll_at = now + timedelta(seconds=min(delay, MAX_POLL_BACKOFF))
