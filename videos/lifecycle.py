@@ -104,7 +104,7 @@ def submit_job(job_id: int) -> None:
         # Accepted, perhaps, but with no id we could keep: look for it before anything else.
         start_checking(job, exc)
         return
-    adopt(job, answer, from_status=Status.SUBMITTING)
+    _adopt(job, answer, from_status=Status.SUBMITTING)
 
 
 def read_video(data: object) -> UpstreamVideo:
@@ -112,7 +112,7 @@ def read_video(data: object) -> UpstreamVideo:
     return UpstreamVideo.parse(data, secret=settings.MUXWEB_API_KEY)
 
 
-def adopt(job: VideoJob, video: UpstreamVideo, *, from_status: Status) -> bool:
+def _adopt(job: VideoJob, video: UpstreamVideo, *, from_status: Status) -> bool:
     """Take the provider's job as this one's: its id first, on its own update, so that whatever
     happens next this paid job is never lost track of. False if another worker got there first."""
     try:
@@ -202,7 +202,7 @@ def reconcile_submit(job_id: int) -> None:
         return
     job.reconcile_attempts += 1
     try:
-        video, covered = find_upstream(job)
+        video, covered = _find_upstream(job)
     except UpstreamError as exc:
         if job.reconcile_attempts >= MAX_RECONCILE_ATTEMPTS:
             fail(
@@ -218,7 +218,7 @@ def reconcile_submit(job_id: int) -> None:
         save_fields(job, ["reconcile_attempts", "next_poll_at", "error_code", "error_message"])
         return
     if video is not None:
-        if adopt(job, video, from_status=Status.CHECKING):
+        if _adopt(job, video, from_status=Status.CHECKING):
             log.info("job %s: found at the provider as %s", job.pk, video.id)
         return
     settled = (timezone.now() - job.submit_sent_at).total_seconds() >= RECONCILE_SETTLE
@@ -233,7 +233,7 @@ def reconcile_submit(job_id: int) -> None:
     save_fields(job, ["reconcile_attempts", "next_poll_at"])
 
 
-def find_upstream(job: VideoJob) -> tuple[UpstreamVideo | None, bool]:
+def _find_upstream(job: VideoJob) -> tuple[UpstreamVideo | None, bool]:
     """The provider's job that matches this one, if any, and whether the listing went back far
     enough (to before the first send) to say it is not there."""
     client = default_client()

@@ -12,7 +12,12 @@ from django.utils import timezone
 
 from accounts.activity import record
 from accounts.models import Action
-from videos.lifecycle import adopt, apply_upstream, find_upstream, read_video
+
+# The reconciliation's own steps (finding a create's job in the provider's list, adopting it):
+# a check again looks and adopts exactly as it does.
+from videos.lifecycle import _adopt as adopt
+from videos.lifecycle import _find_upstream as find_upstream
+from videos.lifecycle import apply_upstream, read_video
 from videos.models import Status, VideoJob, map_upstream_status
 from videos.queue import kick_poll_sweep
 from videos.upstream.client import UpstreamError, default_client
