@@ -34,6 +34,8 @@ HEARTBEAT_EVERY = 3.0
 STALE_AFTER = timedelta(seconds=15)
 # The prefix of the download lock of a job ("fetch:<job id>", videos.downloads).
 FETCH_PREFIX = "fetch:"
+# The prefix of the lease on a job's create while it is in flight (videos.lifecycle.submit_job).
+SUBMIT_PREFIX = "submit:"
 
 
 def _boot_id() -> str:
@@ -152,10 +154,12 @@ def recover() -> int:
         log.warning(
             "lease %s: its holder %s is gone, taking its work over", lease.name, lease.holder
         )
-        if lease.name.startswith(FETCH_PREFIX):
-            job_id = lease.name.removeprefix(FETCH_PREFIX)
-            if job_id.isdigit():
-                # The download claimed the job for TASK_LEASE (its next_poll_at): due now.
+        # The work claimed its job for TASK_LEASE (its next_poll_at): due now. The sweep then
+        # downloads again a job whose download died, and looks at the provider for one whose
+        # create was in flight (it is never sent blindly again).
+        for prefix in (FETCH_PREFIX, SUBMIT_PREFIX):
+            job_id = lease.name.removeprefix(prefix)
+            if lease.name.startswith(prefix) and job_id.isdigit():
                 VideoJob.objects.filter(pk=int(job_id), next_poll_at__gt=now).update(
                     next_poll_at=now
                 )

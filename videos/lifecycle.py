@@ -16,6 +16,7 @@ from django.db.models import F
 from django.utils import timezone
 from django_q.tasks import async_task
 
+from videos import holders
 from videos.models import (
     LIFECYCLE_FIELDS,
     MAX_RENDER_TIME,
@@ -64,6 +65,14 @@ SWEEP_BATCH = 200
 
 def submit_job(job_id: int) -> None:
     """Send a pending job to the provider: create (or remix) it upstream."""
+    # Held with a heartbeat while the create is in flight (videos.holders): should this worker
+    # die, the job is looked for at the provider seconds after the restart, not TASK_LEASE later.
+    with holders.held(f"{holders.SUBMIT_PREFIX}{job_id}", TASK_LEASE) as claimed:
+        if claimed:
+            _submit_job(job_id)
+
+
+def _submit_job(job_id: int) -> None:
     now = timezone.now()
     # The send time is recorded before the send: should this worker die with the create in
     # flight, the lease runs out and the job is looked for at the provider, never sent blindly.
