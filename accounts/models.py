@@ -10,6 +10,7 @@ class Action(models.TextChoices):
     CREATE = "create", _("Generated a video")
     REMIX = "remix", _("Remixed a video")
     RETRY = "retry", _("Tried a video again")
+    CHECK_AGAIN = "check_again", _("Checked a video with the provider again")
     DELETE = "delete", _("Deleted a video")
     TRASH = "trash", _("Moved a video to the trash")
     RESTORE = "restore", _("Restored a video from the trash")

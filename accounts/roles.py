@@ -25,12 +25,14 @@ class Role(models.TextChoices):
 # stay as they are, existing installs have these groups.
 GROUPS = {Role.MEMBER: "Members", Role.VIEWER: "Viewers"}
 
-# Who may do what. "delete" also depends on the job (see `can`); the others do not.
+# Who may do what. "delete" and "check_again" also depend on the job (see `can`); the others do not.
 ALLOWED: dict[str, frozenset[Role]] = {
     "view": frozenset({Role.ADMIN, Role.MEMBER, Role.VIEWER}),
     # Generate, remix, retry and duplicate.
     "create": frozenset({Role.ADMIN, Role.MEMBER}),
     "delete": frozenset({Role.ADMIN, Role.MEMBER}),
+    # Ask the provider again about a job muxweb gave up on (videos.recheck): its author or an admin.
+    "check_again": frozenset({Role.ADMIN, Role.MEMBER}),
     # Make share links for people without an account (review.sharing); viewers only watch.
     "share": frozenset({Role.ADMIN, Role.MEMBER}),
     "import": frozenset({Role.ADMIN}),
@@ -44,7 +46,7 @@ ALLOWED: dict[str, frozenset[Role]] = {
     # The team page: adding people, roles, deactivating, set-password links and budgets.
     "manage_team": frozenset({Role.ADMIN}),
 }
-JOB_ACTIONS = frozenset({"delete"})
+JOB_ACTIONS = frozenset({"delete", "check_again"})
 
 
 class Authored(Protocol):
@@ -69,9 +71,9 @@ def role_of(user: AbstractBaseUser | AnonymousUser) -> Role | None:
 
 
 def can(user: AbstractBaseUser | AnonymousUser, action: str, job: Authored | None = None) -> bool:
-    """Whether the user may do `action` ("view", "create", "delete", "share", "import",
-    "empty_trash", "use_admin", "view_team_usage", "view_activity", "manage_team"), to `job` for
-    "delete".
+    """Whether the user may do `action` ("view", "create", "delete", "check_again", "share",
+    "import", "empty_trash", "use_admin", "view_team_usage", "view_activity", "manage_team"), to
+    `job` for "delete" and "check_again".
     An unknown action, or "delete" without its job, is an error: a typo must neither allow nor
     deny quietly."""
     if action not in ALLOWED:
@@ -81,9 +83,9 @@ def can(user: AbstractBaseUser | AnonymousUser, action: str, job: Authored | Non
     role = role_of(user)
     if role not in ALLOWED[action]:
         return False
-    if action == "delete":
-        # Members delete their own jobs. A viewer deletes none, not even the ones they made
-        # as a member before: viewers only watch.
+    if action in JOB_ACTIONS:
+        # Members delete (and check again) their own jobs. A viewer does neither, not even to
+        # the ones they made as a member before: viewers only watch.
         return role == Role.ADMIN or job.author_id == user.pk
     if action == "use_admin":
         # Django's admin lets in staff accounts only.

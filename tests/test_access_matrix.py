@@ -333,6 +333,13 @@ EXPECTED: dict[str, Row] = {
         get="200 200 200 200 200 200",
         post="405 405 405 405 405 405",
     ),
+    # Asking the provider again about a job muxweb gave up on: its author (member) or an admin.
+    # This failed job was failed by the provider, so the answer is only a message.
+    "videos-check-again": Row(
+        url("videos-check-again", lambda world: world.failed_job.pk),
+        get="L 405 405 405 405 405",
+        post="L 403 403 302 403 302",
+    ),
     # Cancelling a job that waits for a slot: its author (member) or an admin, like deleting.
     "videos-cancel": Row(
         url("videos-cancel", job_id), get="L 405 405 405 405 405", post="L 403 403 302 403 302"

@@ -1,5 +1,7 @@
 """App config: after every migrate, the background schedules exist and SQLite's search index has
-its triggers."""
+its triggers; a worker process that starts takes over the work of processes that are gone."""
+
+import logging
 
 from django.apps import AppConfig
 from django.db.models.signals import post_migrate
@@ -52,13 +54,28 @@ def ensure_search_index(sender=None, using: str = "default", **kwargs) -> None:
     repair_sqlite_index(connections[using])
 
 
+def take_over_dead_work(sender, proc_name: str = "", **kwargs) -> None:
+    from videos.holders import recover_and_resume
+
+    try:
+        recover_and_resume()
+    except Exception:
+        # Never keeps a worker from starting: the next sweep tries again.
+        logging.getLogger(__name__).exception("could not take over the work of dead processes")
+
+
 class VideosConfig(AppConfig):
     name = "videos"
     verbose_name = _("Videos")
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from django_q.signals import post_spawn
+
         from videos import checks  # noqa: F401  (registers the system checks)
 
         post_migrate.connect(ensure_schedule, sender=self)
+        # A worker process starting (a restart after a crash) takes over at once the work that
+        # processes now gone held (videos.holders).
+        post_spawn.connect(take_over_dead_work, dispatch_uid="videos.take_over_dead_work")
         post_migrate.connect(ensure_search_index, sender=self)

@@ -11,7 +11,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from muxweb import datadir
-from videos import derive
+from videos import derive, holders
 from videos.lifecycle import save_fields
 from videos.media import EXTENSIONS
 from videos.models import (
@@ -49,13 +49,11 @@ def fetch_assets(job_id: int) -> None:
         return
     # One download of a job at a time: another task for it (enqueued twice, delivered again)
     # must neither start a second one nor take this one's partial files for leftovers.
-    lock = f"fetch:{job.pk}"
-    if not Lease.claim(lock, FETCH_LOCK):
-        return
-    try:
-        _fetch(job)
-    finally:
-        Lease.release(lock)
+    # The lock knows its holder and is kept alive by a heartbeat (videos.holders): a download
+    # whose worker was killed is taken over within seconds, not when a long lease runs out.
+    with holders.held(f"{holders.FETCH_PREFIX}{job.pk}", FETCH_LOCK) as claimed:
+        if claimed:
+            _fetch(job)
 
 
 def _fetch(job: VideoJob) -> None:
@@ -232,30 +230,31 @@ def make_missing_spritesheet(job_id: int) -> None:
     if job is None or not job.lacks_spritesheet:
         return
     # The download's lock: never beside a download of the same job, nor beside a second copy.
-    lock = f"fetch:{job.pk}"
-    if not Lease.claim(lock, FETCH_LOCK):
+    with holders.held(f"{holders.FETCH_PREFIX}{job.pk}", FETCH_LOCK) as claimed:
+        if claimed:
+            _make_spritesheet(job)
+
+
+def _make_spritesheet(job: VideoJob) -> None:
+    """Under the download lock: the spritesheet made from the saved video."""
+    job.refresh_from_db()
+    if not job.lacks_spritesheet:
         return
+    media_dir = job_media_dir(job)
+    datadir.make_media_dir(media_dir, Path(settings.MEDIA_ROOT), settings.MEDIA_GROUP_ID)
+    staging = media_dir / f"{STAGING_PREFIX}spritesheet.{uuid.uuid4().hex}.made"
     try:
-        job.refresh_from_db()
-        if not job.lacks_spritesheet:
-            return
-        media_dir = job_media_dir(job)
-        datadir.make_media_dir(media_dir, Path(settings.MEDIA_ROOT), settings.MEDIA_GROUP_ID)
-        staging = media_dir / f"{STAGING_PREFIX}spritesheet.{uuid.uuid4().hex}.made"
-        try:
-            video = Path(settings.MEDIA_ROOT) / job.video.name
-            content_type = derive.make_spritesheet(video, staging)
-            job.spritesheet.name = _place(job, "spritesheet", content_type, staging)
-        except (derive.DeriveError, OSError) as exc:
-            # The guard's lease stays: the next try comes with a view after it runs out.
-            log.warning("job %s: no spritesheet could be made from the video (%s)", job.pk, exc)
-            return
-        finally:
-            staging.unlink(missing_ok=True)
-        if save_fields(job, ["spritesheet"]):
-            Lease.release(spritesheet_lease(job.pk))
+        video = Path(settings.MEDIA_ROOT) / job.video.name
+        content_type = derive.make_spritesheet(video, staging)
+        job.spritesheet.name = _place(job, "spritesheet", content_type, staging)
+    except (derive.DeriveError, OSError) as exc:
+        # The guard's lease stays: the next try comes with a view after it runs out.
+        log.warning("job %s: no spritesheet could be made from the video (%s)", job.pk, exc)
+        return
     finally:
-        Lease.release(lock)
+        staging.unlink(missing_ok=True)
+    if save_fields(job, ["spritesheet"]):
+        Lease.release(spritesheet_lease(job.pk))
 
 
 def job_media_dir(job: VideoJob) -> Path:

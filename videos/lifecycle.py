@@ -16,7 +16,7 @@ from django.db.models import F
 from django.utils import timezone
 from django_q.tasks import async_task
 
-from videos import fairshare
+from videos import fairshare, holders
 from videos.models import (
     LIFECYCLE_FIELDS,
     MAX_RENDER_TIME,
@@ -66,6 +66,14 @@ SWEEP_BATCH = 200
 
 def submit_job(job_id: int) -> None:
     """Send a pending job to the provider: create (or remix) it upstream."""
+    # Held with a heartbeat while the create is in flight (videos.holders): should this worker
+    # die, the job is looked for at the provider seconds after the restart, not TASK_LEASE later.
+    with holders.held(f"{holders.SUBMIT_PREFIX}{job_id}", TASK_LEASE) as claimed:
+        if claimed:
+            _submit_job(job_id)
+
+
+def _submit_job(job_id: int) -> None:
     now = timezone.now()
     # The send time is recorded before the send: should this worker die with the create in
     # flight, the lease runs out and the job is looked for at the provider, never sent blindly.
@@ -226,7 +234,12 @@ def reconcile_submit(job_id: int) -> None:
         return
     except UpstreamError as exc:
         if job.reconcile_attempts >= MAX_RECONCILE_ATTEMPTS:
-            fail(job, "submit_outcome_unknown", f"{UNKNOWN_SUBMIT_MESSAGE} ({exc})")
+            fail(
+                job,
+                "submit_outcome_unknown",
+                f"{UNKNOWN_SUBMIT_MESSAGE} ({exc})",
+                gave_up=True,
+            )
             return
         delay = _retry_delay(exc, RECONCILE_INTERVAL * 2**job.reconcile_attempts)
         job.next_poll_at = timezone.now() + timedelta(seconds=delay)
@@ -243,7 +256,7 @@ def reconcile_submit(job_id: int) -> None:
         _resend(job)
         return
     if job.reconcile_attempts >= MAX_RECONCILE_ATTEMPTS:
-        fail(job, "submit_outcome_unknown", UNKNOWN_SUBMIT_MESSAGE)
+        fail(job, "submit_outcome_unknown", UNKNOWN_SUBMIT_MESSAGE, gave_up=True)
         return
     job.next_poll_at = timezone.now() + timedelta(seconds=RECONCILE_INTERVAL)
     save_fields(job, ["reconcile_attempts", "next_poll_at"])
@@ -329,8 +342,11 @@ UNKNOWN_SUBMIT_MESSAGE = (
 )
 
 
-def fail(job: VideoJob, code: str, message: str) -> None:
+def fail(job: VideoJob, code: str, message: str, *, gave_up: bool = False) -> None:
+    """End the job as failed. `gave_up`: muxweb stopped on its own (the provider never said the
+    job failed), so it may be checked with the provider again (videos.recheck)."""
     job.status = Status.FAILED
+    job.gave_up = gave_up
     job.error_code = code
     job.error_message = message
     job.next_poll_at = None
@@ -417,6 +433,7 @@ def apply_upstream(
         job.next_poll_at = None
     elif job.is_overdue(now):
         job.status = Status.FAILED
+        job.gave_up = True
         job.error_code = "timeout"
         job.error_message = f"The provider did not finish the job within {MAX_RENDER_TIME}."
         job.next_poll_at = None
@@ -467,10 +484,15 @@ def record_poll_failure(job: VideoJob, exc: UpstreamError) -> None:
         fail(job, "not_found", "The provider no longer knows this job.")
         return
     if job.poll_failures >= MAX_POLL_FAILURES:
-        fail(job, _error_code(exc), _last_error(job.poll_failures, exc))
+        fail(job, _error_code(exc), _last_error(job.poll_failures, exc), gave_up=True)
         return
     if job.is_overdue(now):
-        fail(job, exc.code or "timeout", f"The provider did not finish the job in time: {exc}")
+        fail(
+            job,
+            exc.code or "timeout",
+            f"The provider did not finish the job in time: {exc}",
+            gave_up=True,
+        )
         return
     delay = _retry_delay(exc, 2 ** min(job.poll_failures, 8))
     job.next_poll_at = now + timedelta(seconds=min(delay, MAX_POLL_BACKOFF))

@@ -214,6 +214,7 @@ LIFECYCLE_FIELDS = [
     "poll_count",
     "poll_failures",
     "poll_interval",
+    "gave_up",
     "updated_at",
 ]
 
@@ -409,6 +410,10 @@ class VideoJob(models.Model):
     # Variants the provider refuses for good (a gateway in front of a model without them): muxweb
     # makes them from the video instead of asking again.
     variants_not_offered = models.JSONField(default=list, blank=True)
+    # Failed by muxweb itself, not by the provider: polls kept failing, the 3-hour cap, a create
+    # whose outcome stayed unknown. The provider may still have it: it can be checked again
+    # (videos.recheck).
+    gave_up = models.BooleanField(default=False)
 
     # Moved to the trash (videos.trash): out of the gallery until restored, removed for good
     # settings.MUXWEB_TRASH_DAYS later.
@@ -660,16 +665,22 @@ class Lease(models.Model):
 
     name = models.CharField(max_length=50, primary_key=True)
     expires_at = models.DateTimeField()
+    # The process holding it ("host/boot id/pid/start time", videos.holders), for leases kept
+    # alive by a heartbeat: one whose holder is gone is taken over without waiting for it to run
+    # out. Empty for leases that simply run out.
+    holder = models.CharField(max_length=200, blank=True)
 
     def __str__(self) -> str:
         return self.name
 
     @classmethod
-    def claim(cls, name: str, duration: timedelta) -> bool:
+    def claim(cls, name: str, duration: timedelta, holder: str = "") -> bool:
         now = timezone.now()
         cls.objects.get_or_create(name=name, defaults={"expires_at": now})
         return (
-            cls.objects.filter(name=name, expires_at__lte=now).update(expires_at=now + duration)
+            cls.objects.filter(name=name, expires_at__lte=now).update(
+                expires_at=now + duration, holder=holder
+            )
             == 1
         )
 

@@ -24,9 +24,11 @@ log = logging.getLogger(__name__)
 # How long a queued task may take before the sweep hands the same job out again.
 TASK_LEASE = timedelta(minutes=6)
 # A download holds its job's lock a little less long than that: when the sweep hands out again
-# a job whose download died, the lock has run out, even on a worker whose clock is behind.
+# a job whose download died, the lock has run out, even on a worker whose clock is behind. (Only
+# where no heartbeat can keep it: inside a transaction, see videos.holders; elsewhere the lock
+# runs out seconds after its worker died.)
 FETCH_LOCK = TASK_LEASE - timedelta(minutes=2)
-# A download task may run longer than the cluster's 90 s (a big video), but never past its lock.
+# A download task may run longer than the cluster's 90 s (a big video), but not for ever.
 FETCH_TASK_TIMEOUT = int(FETCH_LOCK.total_seconds()) - 30
 # How long after asking for a job's missing spritesheet a view may ask again (the first request
 # failed: a video that does not decode is not tried on every view).

@@ -9,10 +9,10 @@ from django.db.models import Count, F, Min
 from django.utils import timezone
 from django_q.tasks import async_task
 
+from videos import holders
 from videos.fairshare import admit_waiting
 from videos.lifecycle import poll_jobs, start_checking
 from videos.models import (
-    Lease,
     Status,
     VideoJob,
 )
@@ -79,10 +79,14 @@ def run_poll_sweep() -> None:
     so polling goes on at the jobs' own pace; a schedule restarts the chain every minute in case
     a worker died holding it.
     """
-    if not Lease.claim(SWEEP_LEASE, timedelta(seconds=SWEEP_SECONDS + 120)):
-        return
-    deadline = time.monotonic() + SWEEP_SECONDS
-    try:
+    # Work whose holder died (a download, a sweep) is freed and due again before the pass.
+    holders.recover()
+    # The lease knows its holder and has a heartbeat (videos.holders): a sweep killed mid-poll
+    # holds up the next one for seconds, not minutes.
+    with holders.held(SWEEP_LEASE, timedelta(seconds=SWEEP_SECONDS + 120)) as claimed:
+        if not claimed:
+            return
+        deadline = time.monotonic() + SWEEP_SECONDS
         while True:
             poll_due_jobs()
             wait = seconds_until_next_due()
@@ -92,8 +96,6 @@ def run_poll_sweep() -> None:
             if remaining <= 0:
                 break
             time.sleep(min(max(wait, 0.2), remaining))
-    finally:
-        Lease.release(SWEEP_LEASE)
     # Asked again after the release: a job submitted while this sweep was ending found the lease
     # held and did not start one of its own.
     wait = seconds_until_next_due()

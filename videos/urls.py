@@ -32,6 +32,7 @@ urlpatterns = [
     path("videos/<job_id:pk>/media/<str:variant>", views.job_media, name="videos-media"),
     path("videos/<job_id:pk>/remix", views.remix_job, name="videos-remix"),
     path("videos/<job_id:pk>/retry", views.retry_job, name="videos-retry"),
+    path("videos/<job_id:pk>/check-again", views.check_again, name="videos-check-again"),
     path("videos/<job_id:pk>/delete", views.delete_job, name="videos-delete"),
     path("videos/<job_id:pk>/restore", views.restore_job, name="videos-restore"),
     path("videos/<job_id:pk>/cancel", waiting_views.cancel_waiting, name="videos-cancel"),

@@ -35,7 +35,7 @@ from muxweb.text import (
     spreadsheet_cell,
     without_control_characters,
 )
-from videos import budgets, exports, live, media, queue, services, trash
+from videos import budgets, exports, live, media, queue, recheck, services, trash
 from videos.forms import CreateJobForm, RemixForm
 from videos.models import (
     NEEDING_WORK,
@@ -527,6 +527,7 @@ def job_context(request: HttpRequest, job: VideoJob, remix_form: RemixForm | Non
         "spec": spec,
         "version": version_of([job]),
         "may_delete": can(request.user, "delete", job),
+        "may_check_again": recheck.may_check_again(job) and can(request.user, "check_again", job),
         "remix_form": (remix_form or RemixForm()) if may_remix else None,
         "remix_tree": job.remix_tree() if job.remix_of_id or job.remixes.exists() else [],
     }
@@ -612,6 +613,33 @@ def retry_job(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, " ".join(exc.messages))
         return redirect("videos-detail", pk=job.pk)
     return redirect("videos-detail", pk=new_job.pk)
+
+
+@require_POST
+def check_again(request: HttpRequest, pk: int) -> HttpResponse:
+    """Ask the provider once about a job muxweb gave up on: its author or an admin."""
+    job = get_job_for_user(request, pk, action="check_again")
+    outcome, error = recheck.check_again(job, actor=request.user)
+    if outcome == recheck.Outcome.RESUMED:
+        messages.success(request, gettext("The provider has this job: muxweb follows it again."))
+    elif outcome == recheck.Outcome.NOT_THERE:
+        messages.error(request, gettext("The provider does not have this job."))
+    elif outcome == recheck.Outcome.STILL_RUNNING:
+        messages.info(
+            request,
+            gettext(
+                "The provider is still rendering this job, past the 3-hour limit: check later."
+            ),
+        )
+    elif outcome == recheck.Outcome.UNREACHABLE:
+        messages.error(
+            request,
+            gettext("The provider could not be asked (%(error)s). Try again later.")
+            % {"error": error},
+        )
+    else:
+        messages.info(request, gettext("Only a job muxweb gave up on can be checked again."))
+    return redirect("videos-detail", pk=job.pk)
 
 
 def refuse_trashed(request: HttpRequest, job: VideoJob) -> HttpResponse:
