@@ -16,6 +16,7 @@ make it due.
 import logging
 from datetime import timedelta
 
+from django.conf import settings
 from django.utils import timezone
 
 from videos.lifecycle import POLL_READ_TIMEOUT, apply_upstream, listed_videos
@@ -36,8 +37,6 @@ RUNNING = (Status.QUEUED, Status.IN_PROGRESS)
 
 
 def _row() -> ProviderBudget:
-    from django.conf import settings
-
     key = key_id(settings.MUXWEB_API_BASE, settings.MUXWEB_API_KEY)
     row, _created = ProviderBudget.objects.get_or_create(key=key)
     return row
@@ -51,16 +50,21 @@ def lists_videos() -> bool | None:
     return row.lists_videos
 
 
-def _remember(lists: bool) -> None:
-    ProviderBudget.objects.filter(pk=_row().pk).update(
-        lists_videos=lists, list_checked_at=timezone.now()
-    )
+def _remember(lists: bool, known: bool | None) -> None:
+    """Keep what the provider showed; written only when it changes (or was due to be asked)."""
+    if lists != known:
+        ProviderBudget.objects.filter(pk=_row().pk).update(
+            lists_videos=lists, list_checked_at=timezone.now()
+        )
 
 
 def poll_by_list(due: list[VideoJob]) -> list[VideoJob]:
     """Refresh running jobs from one page of the provider's list; the due jobs it did not cover,
     to be polled one by one."""
-    if len(due) < LIST_MIN_DUE or lists_videos() is False:
+    if len(due) < LIST_MIN_DUE:
+        return due
+    known = lists_videos()
+    if known is False:
         return due
     client = default_client().with_read_timeout(POLL_READ_TIMEOUT)
     try:
@@ -72,11 +76,11 @@ def poll_by_list(due: list[VideoJob]) -> list[VideoJob]:
     except UpstreamError as exc:
         if exc.status in NO_LIST_STATUSES:
             log.info("the provider does not list its jobs (%s): polling job by job", exc)
-            _remember(False)
+            _remember(False, known)
         else:
             log.warning("the provider's list failed (%s): polling job by job", exc)
         return due
-    _remember(True)
+    _remember(True, known)
     videos = {video.id: video for video in listed_videos(listing)}
     running = VideoJob.objects.filter(upstream_id__in=list(videos), status__in=RUNNING)
     covered: set[int] = set()
