@@ -75,6 +75,7 @@ def provider(simulator: Simulator, settings, tmp_path: Path) -> Iterator[Simulat
     }
     simulator.dialect = "openai"
     simulator.offered_variants = ("video", "thumbnail", "spritesheet")
+    simulator.list_refused_with = 0
     simulator.render_seconds = RENDER_SECONDS
     simulator.clear_faults()
     simulator.reset_limits()

@@ -28,7 +28,7 @@ from videos.upstream.client import (
     UpstreamError,
     default_client,
 )
-from videos.upstream.ratelimit import Priority
+from videos.upstream.ratelimit import Priority, default_budget
 
 log = logging.getLogger(__name__)
 
@@ -67,11 +67,16 @@ def _fetch(job: VideoJob) -> None:
     media_dir = job_media_dir(job)
     datadir.make_media_dir(media_dir, Path(settings.MEDIA_ROOT), settings.MEDIA_GROUP_ID)
     _remove_partial_downloads(media_dir)
+    # Two requests per video (the create and the video) when the key is short of room: the
+    # pictures are then made here from the video, laid out like the provider's.
+    make_here = budget_is_tight()
     errors: list[str] = []
     # Each variant on its own, the video first among equals: it is what was paid for, and the
     # pictures can be made from it. One variant's failure never holds back another.
     for variant in VARIANTS:
         if job.has_asset(variant) or variant in job.variants_not_offered:
+            continue
+        if make_here and variant in PICTURE_MAKERS:
             continue
         try:
             name = _download_variant(client, job, variant, media_dir)
@@ -93,7 +98,7 @@ def _fetch(job: VideoJob) -> None:
         job.asset(variant).name = name
         if not save_fields(job, [variant]):
             return
-    if not _make_missing_pictures(job, media_dir, errors):
+    if not _make_missing_pictures(job, media_dir, errors, make_here=make_here):
         return
     if errors:
         _fetch_failed(job, _summary(errors))
@@ -114,6 +119,24 @@ def _fetch_deferred(job: VideoJob, exc: BudgetDeferred) -> None:
 
 # A download whose file the provider deletes sooner than this goes before polls (ratelimit.py).
 URGENT_BEFORE_EXPIRY = timedelta(minutes=15)
+
+
+# The budget is tight when the key is paused, when its limit is low (OpenAI's tier 1 allows
+# `sora-2` 25 a minute: two more downloads per job are 8 of them), or when fewer than half its
+# limit is free in the current window. With no limit known (none set, none stated) only a pause
+# makes it tight: the provider has not said requests are scarce.
+TIGHT_LIMIT = 30
+TIGHT_FREE_SHARE = 0.5
+
+
+def budget_is_tight() -> bool:
+    """Whether the key's budget is short enough to make pictures here rather than download them."""
+    state = default_budget().state()
+    if state.paused_for > 0:
+        return True
+    if not state.limit:
+        return False
+    return state.limit < TIGHT_LIMIT or state.limit - state.used < state.limit * TIGHT_FREE_SHARE
 
 
 def download_priority(job: VideoJob) -> Priority:
@@ -168,16 +191,21 @@ def _place(job: VideoJob, variant: str, content_type: str, staging: Path) -> str
 PICTURE_MAKERS = {"thumbnail": derive.make_thumbnail, "spritesheet": derive.make_spritesheet}
 
 
-def _make_missing_pictures(job: VideoJob, media_dir: Path, errors: list[str]) -> bool:
+def _make_missing_pictures(
+    job: VideoJob, media_dir: Path, errors: list[str], *, make_here: bool = False
+) -> bool:
     """Make from the cached video the pictures the provider does not offer, or that it could not
-    deliver before its copy expires, so every job has all three. False if the job is gone."""
+    deliver before its copy expires, or (`make_here`) that were not asked for to spare the key's
+    budget, so every job has all three. False if the job is gone."""
     if not job.video:
         return True
     expired = job.expires_at is not None and timezone.now() >= job.expires_at
     last_try = expired or job.fetch_attempts >= MAX_FETCH_ATTEMPTS
     video = Path(settings.MEDIA_ROOT) / job.video.name
     for variant, make in PICTURE_MAKERS.items():
-        if job.has_asset(variant) or not (variant in job.variants_not_offered or last_try):
+        if job.has_asset(variant) or not (
+            variant in job.variants_not_offered or last_try or make_here
+        ):
             continue
         staging = media_dir / f"{STAGING_PREFIX}{variant}.{uuid.uuid4().hex}.made"
         try:

@@ -705,6 +705,10 @@ class ProviderBudget(models.Model):
     # Unix times of the requests granted in the last window, oldest first.
     sent = models.JSONField(default=list, blank=True)
     paused_until = models.FloatField(default=0.0)
+    # Whether the provider answers `GET /videos` (videos/listpoll.py): None until first asked,
+    # asked again a day after it was last found out.
+    lists_videos = models.BooleanField(null=True, blank=True)
+    list_checked_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:

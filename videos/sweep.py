@@ -12,6 +12,7 @@ from django_q.tasks import async_task
 from videos import holders
 from videos.fairshare import admit_waiting
 from videos.lifecycle import poll_jobs, start_checking
+from videos.listpoll import poll_by_list
 from videos.models import (
     Status,
     VideoJob,
@@ -53,7 +54,8 @@ def poll_due_jobs(now: datetime | None = None) -> int:
             enqueue_fetch(job)
         else:
             to_poll.append(job)
-    poll_jobs(to_poll)
+    # One page of the provider's list answers for most of them (videos.listpoll).
+    poll_jobs(poll_by_list(to_poll))
     return len(jobs)
 
 

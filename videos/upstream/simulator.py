@@ -353,9 +353,11 @@ class Simulator:
     set when it finishes, signed with the secret of that moment (unsigned if there is none).
     `webhook_log` records every delivery attempt. `offered_variants` is the content variants it
     serves; the others answer 400, as a gateway in front of a model without thumbnails and
-    spritesheets does. `rpm_limit` and `concurrency_limit` (0: none) may change while serving
-    too; `request_log` holds (monotonic time, route) of every API request admitted and
-    `refusals` (route, "requests" or "concurrency") of every one refused by a limit.
+    spritesheets does. `list_refused_with` (0: none) is the status `GET /videos` answers, 404 or
+    405, as a provider or relay without the list does. `rpm_limit` and `concurrency_limit`
+    (0: none) may change while serving too; `request_log` holds (monotonic time, route) of every
+    API request admitted and `refusals` (route, "requests" or "concurrency") of every one refused
+    by a limit.
     """
 
     def __init__(
@@ -378,8 +380,10 @@ class Simulator:
         offered_variants: tuple[str, ...] = tuple(VARIANTS),
         rpm_limit: int = 0,
         concurrency_limit: int = 0,
+        list_refused_with: int = 0,
     ) -> None:
         self.api_key = api_key
+        self.list_refused_with = list_refused_with
         self.rpm_limit = rpm_limit
         self.concurrency_limit = concurrency_limit
         self.request_log: list[tuple[float, str]] = []
@@ -714,6 +718,15 @@ class Simulator:
         return Reply(body=self._add_job(**spec, reference=reference))
 
     def _list(self, request: ApiRequest) -> Reply:
+        if self.list_refused_with == 405:
+            raise ApiError(
+                405,
+                f"Method GET is not allowed on {request.path}.",
+                code="method_not_allowed",
+                headers={"Allow": "POST"},
+            )
+        if self.list_refused_with:
+            raise ApiError(404, f"Unknown path: {request.path}.", code="not_found")
         limit = _limit(request.query.get("limit"))
         order = request.query.get("order", "desc")
         if order not in ("asc", "desc"):

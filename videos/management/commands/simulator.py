@@ -102,6 +102,14 @@ class Command(BaseCommand):
             help="Jobs rendering at once before a create gets 429 (0: no limit; "
             "default: MUXWEB_SIMULATOR_CONCURRENCY).",
         )
+        parser.add_argument(
+            "--list-refused-with",
+            type=int,
+            choices=(0, 404, 405),
+            default=0,
+            help="Answer GET /videos with this status, as a provider without the list does "
+            "(0: the list works).",
+        )
 
     def handle(
         self,
@@ -120,6 +128,7 @@ class Command(BaseCommand):
         variants: str,
         rpm: int,
         concurrency: int,
+        list_refused_with: int,
         verbosity: int,
         **options,
     ) -> None:
@@ -140,6 +149,7 @@ class Command(BaseCommand):
                 offered_variants=parse_variants(variants),
                 rpm_limit=rpm,
                 concurrency_limit=concurrency,
+                list_refused_with=list_refused_with,
             )
         except OSError as exc:
             raise CommandError(f"cannot listen on {host}:{port}: {exc}") from exc

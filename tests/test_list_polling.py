@@ -1,0 +1,173 @@
+"""List polling and two requests per video: one page of the provider's list refreshes every
+running job in it, a provider without the list is polled job by job (and that is remembered), and
+a tight budget downloads only the video and makes the pictures here, laid out like the
+provider's."""
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import requests
+from django.utils import timezone
+from PIL import Image
+
+from tests.conftest import API_KEY
+from tests.factories import finished_job, make_job, post_create_form
+from videos import downloads, listpoll
+from videos.models import ProviderBudget, Status, VideoJob
+from videos.sweep import poll_due_jobs
+from videos.upstream.ratelimit import Priority, default_budget
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def routes(provider) -> list[str]:
+    return [route for _at, route in provider.request_log]
+
+
+def running_jobs(member_client, provider, count: int) -> list[VideoJob]:
+    """`count` jobs sent to the provider and due for a poll now; the request log emptied."""
+    jobs = [post_create_form(member_client, f"A kite, take {n}") for n in range(count)]
+    VideoJob.objects.filter(pk__in=[j.pk for j in jobs]).update(next_poll_at=timezone.now())
+    provider.request_log.clear()
+    return jobs
+
+
+def remembered() -> ProviderBudget:
+    return ProviderBudget.objects.get()
+
+
+def test_one_list_page_refreshes_every_running_job_in_it(member_client, provider):
+    due_a, due_b, not_due = running_jobs(member_client, provider, 3)
+    later = timezone.now() + timedelta(minutes=5)
+    VideoJob.objects.filter(pk=not_due.pk).update(next_poll_at=later)
+
+    poll_due_jobs()
+
+    assert routes(provider) == ["list"]
+    for job in (due_a, due_b, not_due):
+        job.refresh_from_db()
+        assert job.poll_count == 2, job  # the create's answer, then the list's
+        assert job.next_poll_at < later
+    assert remembered().lists_videos is True
+
+
+def test_a_due_job_missing_from_the_list_is_polled_on_its_own(member_client, provider, member):
+    listed = running_jobs(member_client, provider, 1)[0]
+    # Not among the provider's newest 100 (here: not at the provider at all).
+    missing = make_job(member, status=Status.IN_PROGRESS, next_poll_at=timezone.now())
+
+    poll_due_jobs()
+
+    assert routes(provider) == ["list", "retrieve"]
+    listed.refresh_from_db()
+    missing.refresh_from_db()
+    assert listed.poll_count == 2
+    assert missing.poll_failures == 1  # the provider's 404 for it
+
+
+def test_jobs_a_webhook_refreshed_are_not_polled(member_client, provider):
+    jobs = running_jobs(member_client, provider, 2)
+    VideoJob.objects.filter(pk__in=[j.pk for j in jobs]).update(
+        next_poll_at=timezone.now() + timedelta(seconds=120)
+    )
+
+    poll_due_jobs()
+
+    assert routes(provider) == []
+
+
+@pytest.mark.parametrize("status", [404, 405])
+def test_a_provider_without_the_list_is_polled_job_by_job_and_that_is_remembered(
+    member_client, provider, status
+):
+    provider.list_refused_with = status
+    jobs = running_jobs(member_client, provider, 2)
+
+    poll_due_jobs()
+
+    assert routes(provider) == ["list", "retrieve", "retrieve"]
+    assert remembered().lists_videos is False
+    for job in jobs:
+        job.refresh_from_db()
+        assert job.poll_count == 2 and job.poll_failures == 0
+
+    # Remembered: the next pass does not ask for the list again.
+    VideoJob.objects.filter(pk__in=[j.pk for j in jobs]).update(next_poll_at=timezone.now())
+    provider.request_log.clear()
+    poll_due_jobs()
+    assert routes(provider) == ["retrieve", "retrieve"]
+
+    # A day later the provider is asked again, and now it lists.
+    provider.list_refused_with = 0
+    ProviderBudget.objects.update(list_checked_at=timezone.now() - timedelta(days=1, minutes=1))
+    VideoJob.objects.filter(pk__in=[j.pk for j in jobs]).update(next_poll_at=timezone.now())
+    provider.request_log.clear()
+    poll_due_jobs()
+    assert routes(provider) == ["list"]
+    assert remembered().lists_videos is True
+
+
+def test_a_list_that_fails_otherwise_falls_back_for_that_pass_only(member_client, provider):
+    provider.inject("list", "500", times=None)
+    running_jobs(member_client, provider, 2)
+
+    poll_due_jobs()
+
+    assert routes(provider).count("retrieve") == 2
+    assert listpoll.lists_videos() is None
+
+
+def test_the_budget_is_tight_when_the_key_is_short_of_room(settings):
+    budget = default_budget()
+    settings.MUXWEB_PROVIDER_RPM = 0
+    assert not downloads.budget_is_tight(), "no limit known: downloads as usual"
+    settings.MUXWEB_PROVIDER_RPM = 25
+    assert downloads.budget_is_tight(), "a low limit"
+    settings.MUXWEB_PROVIDER_RPM = 100
+    assert not downloads.budget_is_tight()
+    budget.take(Priority.CREATE, 60)
+    assert downloads.budget_is_tight(), "less than half the minute left"
+
+
+def test_a_paused_key_is_a_tight_budget(settings):
+    settings.MUXWEB_PROVIDER_RPM = 0
+    default_budget().observe(429, {"Retry-After": "30"})
+    assert downloads.budget_is_tight()
+
+
+def provider_picture(provider, job: VideoJob, variant: str, dest: Path) -> Image.Image:
+    """The picture the provider serves for the job, fetched around muxweb's budget."""
+    response = requests.get(
+        f"{provider.base_url}/videos/{job.upstream_id}/content",
+        params={"variant": variant},
+        headers={"Authorization": f"Bearer {API_KEY}"},
+        timeout=10,
+    )
+    response.raise_for_status()
+    dest.write_bytes(response.content)
+    return Image.open(dest)
+
+
+@pytest.mark.parametrize("size", ["1280x720", "720x1280"])
+def test_a_tight_budget_downloads_only_the_video_and_makes_pictures_like_the_providers(
+    member_client, provider, settings, tmp_path, size
+):
+    settings.MUXWEB_PROVIDER_RPM = 20
+    job = finished_job(member_client, f"A harbour at noon, {size}", size=size)
+
+    assert job.assets_fetched_at is not None and not job.fetch_error
+    assert routes(provider).count("content") == 1, "the video only"
+    media = Path(settings.MEDIA_ROOT)
+    for variant, fmt in (("thumbnail", "WEBP"), ("spritesheet", "JPEG")):
+        ours = Image.open(media / job.asset(variant).name)
+        theirs = provider_picture(provider, job, variant, tmp_path / variant)
+        assert (ours.format, ours.size) == (fmt, theirs.size) == (theirs.format, theirs.size)
+
+
+def test_with_room_to_spare_the_pictures_are_downloaded(member_client, provider, settings):
+    settings.MUXWEB_PROVIDER_RPM = 500
+    job = finished_job(member_client, "A harbour at dusk")
+    assert job.assets_fetched_at is not None
+    assert routes(provider).count("content") == 3
+    assert Path(settings.MEDIA_ROOT, job.thumbnail.name).exists()
