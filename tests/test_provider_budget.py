@@ -45,6 +45,7 @@ def test_simulator_answers_429_like_openai_past_its_requests_per_minute(provider
 
 
 def test_simulator_refuses_a_create_past_its_jobs_at_once(provider):
+    provider.reset()  # the session's simulator may still render an earlier test's job
     provider.concurrency_limit = 1
     fields = {"prompt": "One at a time"}
     assert api(provider, "POST", "/videos", json=fields).status_code == 200
