@@ -167,7 +167,8 @@ def run_one(mode: str, args: argparse.Namespace, out: Path) -> None:
         if time.monotonic() - last_report > 30:
             last_report = time.monotonic()
             print(
-                f"  {mode} at {args.rpm} rpm: {len(done)}/{len(rows)} done after {now - started:.0f} s",
+                f"  {mode} at {args.rpm} rpm: {len(done)}/{len(rows)} done "
+                f"after {now - started:.0f} s",
                 file=sys.stderr,
             )
         if len(done) == len(rows):
@@ -258,14 +259,14 @@ def table(results: list[dict]) -> str:
         row("most requests in a 60 s window", [r["most in 60 s"] for r in results], "d"),
         row(
             "upstream requests per job",
-            [r["requests"] / n for r, n in zip(results, per_job)],
+            [r["requests"] / n for r, n in zip(results, per_job, strict=True)],
             ".2f",
         ),
     ]
     kinds = [k for k in KIND_ORDER if any(r["kinds"].get(k) for r in results)]
     kinds += sorted({k for r in results for k in r["kinds"]} - set(kinds))
     for kind in kinds:
-        values = [r["kinds"].get(kind, 0) / n for r, n in zip(results, per_job)]
+        values = [r["kinds"].get(kind, 0) / n for r, n in zip(results, per_job, strict=True)]
         lines.append(row(f"  {kind}", values, ".2f"))
     lines += [
         row("wall time, min", [r["wall"] / 60 for r in results], ".1f"),
