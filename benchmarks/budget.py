@@ -7,7 +7,8 @@ on its own, with the real worker against a rate-limited simulator.
 For each requests-per-minute limit, two runs side by side, each in a process of its own with a
 throwaway data directory and SQLite database, its own simulator (`rpm_limit` set, renders of
 `--render-seconds`) and the real worker (`manage.py qcluster`, schedules and all):
-  (a) muxweb as it is: the shared budget (MUXWEB_PROVIDER_RPM set to the limit, as an admin would);
+  (a) muxweb as it is: the shared budget (MUXWEB_PROVIDER_RPM set to the limit, as an admin would;
+      with --learn-limit left unset, so the budget learns it from the simulator's headers);
   (b) the baseline: MUXWEB_PROVIDER_BUDGET=off, every job backing off on its own after a 429, as
       muxweb did before the budget.
 `--jobs` jobs come from `--members` members, all at once: the first member submits a quarter of
@@ -109,7 +110,7 @@ def run_one(mode: str, args: argparse.Namespace, out: Path) -> None:
         MUXWEB_API_BASE=sim.base_url,
         MUXWEB_API_KEY=sim.api_key,
         MUXWEB_PROVIDER_BUDGET=mode,
-        MUXWEB_PROVIDER_RPM=str(args.rpm if mode == "on" else 0),
+        MUXWEB_PROVIDER_RPM=str(args.rpm if mode == "on" and not args.learn_limit else 0),
         MUXWEB_LOG_LEVEL="WARNING",
         PYTHONUNBUFFERED="1",
     )
@@ -307,6 +308,11 @@ def main() -> None:
     parser.add_argument(
         "--give-up-after", type=float, default=0.0, help="seconds (default: 3 x floor + more)"
     )
+    parser.add_argument(
+        "--learn-limit",
+        action="store_true",
+        help="leave MUXWEB_PROVIDER_RPM unset in (a): the budget learns the limit from the headers",
+    )
     parser.add_argument("--run", choices=sorted(MODES), help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -341,6 +347,7 @@ def main() -> None:
                     str(args.render_seconds),
                     "--give-up-after",
                     str(args.give_up_after),
+                    *(["--learn-limit"] if args.learn_limit else []),
                 ],
                 cwd=ROOT,
             )
