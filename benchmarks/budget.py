@@ -12,13 +12,14 @@ throwaway data directory and SQLite database, its own simulator (`rpm_limit` set
   (b) the baseline: MUXWEB_PROVIDER_BUDGET=off, every job backing off on its own after a 429, as
       muxweb did before the budget.
 `--jobs` jobs come from `--members` members, all at once: the first member submits a quarter of
-them (the "50 jobs at once" of issue 12), the others share the rest. Each run reports the 429s the
-simulator answered, the most requests it admitted in any 60 s, upstream requests per completed job
-by kind (create, poll, each download variant, list), the wall time from the first create to the
-last file saved against the floor (jobs x 2 / rpm minutes), the delay from the provider finishing
-a job to muxweb showing it completed (read from the database every half second) and to its files
-being saved, and the wait each member's jobs saw before they were sent. Not part of the test
-suite; its numbers are not asserted.
+them (the "50 jobs at once" of issue 12), the others share the rest; with --concurrency, jobs
+beyond it wait in muxweb in fair order (videos/fairshare.py) in both runs. Each run reports the
+429s the simulator answered, the most requests it admitted in any 60 s, upstream requests per
+completed job by kind (create, poll, each download variant, list), the wall time from the first
+create to the last file saved against the floor (jobs x 2 / rpm minutes), the delay from the
+provider finishing a job to muxweb showing it completed (read from the database every half second)
+and to its files being saved, and the wait each member's jobs saw before they were sent. Not part
+of the test suite; its numbers are not asserted.
 """
 
 import argparse
@@ -98,7 +99,10 @@ def run_one(mode: str, args: argparse.Namespace, out: Path) -> None:
     """One run, in this process: simulator, throwaway muxweb, worker; the result as JSON."""
     data = tempfile.mkdtemp(prefix=f"muxweb-budget-{mode}-")
     sim = recording_simulator(
-        render_seconds=args.render_seconds, rpm_limit=args.rpm, media_dir=Path(data) / "sim"
+        render_seconds=args.render_seconds,
+        rpm_limit=args.rpm,
+        concurrency_limit=args.concurrency,
+        media_dir=Path(data) / "sim",
     )
     for name in [key for key in os.environ if key.startswith("MUXWEB_")]:
         del os.environ[name]  # self-contained: no provider or setting from this shell
@@ -114,6 +118,8 @@ def run_one(mode: str, args: argparse.Namespace, out: Path) -> None:
         MUXWEB_LOG_LEVEL="WARNING",
         PYTHONUNBUFFERED="1",
     )
+    if args.concurrency:
+        os.environ["MUXWEB_PROVIDER_CONCURRENCY"] = str(args.concurrency)
     import django
 
     django.setup()
@@ -309,6 +315,13 @@ def main() -> None:
         "--give-up-after", type=float, default=0.0, help="seconds (default: 3 x floor + more)"
     )
     parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=0,
+        help="jobs rendering at once, for the simulator and MUXWEB_PROVIDER_CONCURRENCY in both "
+        "runs: jobs beyond it wait in muxweb in fair order (default 0: no limit)",
+    )
+    parser.add_argument(
         "--learn-limit",
         action="store_true",
         help="leave MUXWEB_PROVIDER_RPM unset in (a): the budget learns the limit from the headers",
@@ -347,6 +360,8 @@ def main() -> None:
                     str(args.render_seconds),
                     "--give-up-after",
                     str(args.give_up_after),
+                    "--concurrency",
+                    str(args.concurrency),
                     *(["--learn-limit"] if args.learn_limit else []),
                 ],
                 cwd=ROOT,
