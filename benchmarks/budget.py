@@ -212,6 +212,9 @@ def run_one(mode: str, args: argparse.Namespace, out: Path) -> None:
         "finished": finished,
         "completed": len(completed),
         "failed": sum(job.status == Status.FAILED for job in jobs),
+        "failed with": dict(
+            Counter(job.error_code or "?" for job in jobs if job.status == Status.FAILED)
+        ),
         "429s": len(sim.refusals),
         "most in 60 s": sim.most_requests_in_window(),
         "kinds": dict(sim.kinds),
@@ -294,6 +297,9 @@ def table(results: list[dict]) -> str:
         label = f"  {name} ({count} jobs)"
         lines.append(f"{label:<34}{''.join(cells)}")
     for r in results:
+        if r["failed with"]:
+            reasons = ", ".join(f"{code} x{n}" for code, n in sorted(r["failed with"].items()))
+            lines.append(f"{r['label']}: failed with {reasons}")
         if not r["finished"]:
             lines.append(f"{r['label']}: gave up with jobs unfinished (worker log {r['log']})")
     return "\n".join(lines)
