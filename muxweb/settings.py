@@ -406,6 +406,9 @@ MUXWEB_SIMULATOR_WEBHOOK_URL = env_str("MUXWEB_SIMULATOR_WEBHOOK_URL")
 MUXWEB_PROVIDER_RPM = int(env_number("MUXWEB_PROVIDER_RPM", 0))
 if MUXWEB_PROVIDER_RPM < 0:
     raise ImproperlyConfigured(f"MUXWEB_PROVIDER_RPM must be 0 or more; got {MUXWEB_PROVIDER_RPM}")
+# Off: the shared budget lets every call through and every job backs off on its own after a 429,
+# as before the budget existed (the baseline of benchmarks/budget.py). On unless turned off.
+MUXWEB_PROVIDER_BUDGET = env_bool("MUXWEB_PROVIDER_BUDGET", True)
 # Seconds: connecting, then waiting for each read of a response.
 MUXWEB_HTTP_TIMEOUT = (
     env_number("MUXWEB_CONNECT_TIMEOUT", 5.0, float),

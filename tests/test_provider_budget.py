@@ -85,6 +85,20 @@ def test_lower_priorities_leave_room_for_higher_ones(db, settings):
     assert (state.used, state.limit, state.learnt) == (10, 10, False)
 
 
+def test_the_budget_switched_off_lets_everything_through_and_shares_no_pause(db, settings):
+    """MUXWEB_PROVIDER_BUDGET=off: the behaviour before the budget, benchmarks/budget.py's
+    baseline."""
+    settings.MUXWEB_PROVIDER_RPM = 2
+    settings.MUXWEB_PROVIDER_BUDGET = False
+    budget = default_budget()
+    assert budget.take(Priority.LISTING, 20) == (20, 0.0)
+    assert budget.acquire(Priority.POLL) == 0.0
+    budget.observe(429, {"Retry-After": "40", "x-ratelimit-limit-requests": "7"})
+    settings.MUXWEB_PROVIDER_BUDGET = True
+    state = budget.state()
+    assert (state.used, state.paused_for) == (0, 0.0)
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_poll_is_put_off_not_failed_when_the_budget_is_used_up(member_client, settings, provider):
     job = post_create_form(member_client, "A lighthouse, polled within the budget")

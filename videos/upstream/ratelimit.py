@@ -26,6 +26,10 @@ The state lives in the database (one `ProviderBudget` row per key, claimed under
 `REDIS_URL` is set (a sorted set of grant times and a hash, changed by one Lua script at a time,
 timed by Redis's own clock). A key is known by a hash of the API base and the key: the key itself
 is never stored or logged.
+
+`MUXWEB_PROVIDER_BUDGET=off` turns the budget into a no-op (every call goes at once, no pause is
+shared, nothing is learnt): each job then backs off on its own after a 429, the behaviour before
+the budget, kept only as the baseline benchmarks/budget.py measures against.
 """
 
 import hashlib
@@ -259,12 +263,18 @@ class Budget:
         return f"<Budget {self.key[:8]}>"
 
     @property
+    def enabled(self) -> bool:
+        return bool(getattr(settings, "MUXWEB_PROVIDER_BUDGET", True))
+
+    @property
     def configured(self) -> int:
         return int(getattr(settings, "MUXWEB_PROVIDER_RPM", 0) or 0)
 
     def acquire(self, priority: Priority, max_wait: float | None = None) -> float:
         """Wait for a slot, up to `max_wait` seconds (the priority's own by default): 0.0 once
         granted, or how much longer it would have taken when that is past `max_wait`."""
+        if not self.enabled:
+            return 0.0
         max_wait = MAX_WAIT[priority] if max_wait is None else max_wait
         deadline = time.monotonic() + max_wait
         while True:
@@ -280,11 +290,15 @@ class Budget:
     def take(self, priority: Priority, count: int) -> tuple[int, float]:
         """Up to `count` slots at once, without waiting: how many were granted, and when more
         may be (for a sweep's polls: the first ones go now, the others later)."""
+        if not self.enabled:
+            return count, 0.0
         return store().claim(self.key, self.configured, priority, count)
 
     def observe(self, status: int, headers) -> None:
         """Learn from an answer: the limit it states, and a pause after a 429 or when the
         provider says no request is left."""
+        if not self.enabled:
+            return
         limit = _count(headers.get("x-ratelimit-limit-requests"))
         if limit:
             store().learn(self.key, limit)
