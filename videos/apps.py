@@ -12,38 +12,25 @@ EXPORTS_SCHEDULE = "videos: remove expired exports"
 TRASH_SCHEDULE = "videos: remove old jobs from the trash"
 
 
+# The background schedules, by name: (task, Schedule type, minutes between runs or None).
+SCHEDULES = {
+    # A safety net: restarts the self-renewing poll sweep should a worker die while holding it.
+    SWEEP_SCHEDULE: ("videos.tasks.poll_sweep", "MINUTES", 1),
+    # Finished zip exports are downloadable for a while; then their files go.
+    EXPORTS_SCHEDULE: ("videos.tasks.remove_expired_exports", "MINUTES", 10),
+    # Jobs past their days in the trash go within the hour.
+    TRASH_SCHEDULE: ("videos.tasks.purge_trash", "HOURLY", None),
+}
+
+
 def ensure_schedule(sender=None, **kwargs) -> None:
     from django_q.models import Schedule
 
-    # A safety net: restarts the self-renewing poll sweep should a worker die while holding it.
-    Schedule.objects.update_or_create(
-        name=SWEEP_SCHEDULE,
-        defaults={
-            "func": "videos.tasks.poll_sweep",
-            "schedule_type": Schedule.MINUTES,
-            "minutes": 1,
-            "repeats": -1,
-        },
-    )
-    # Finished zip exports are downloadable for a while; then their files go.
-    Schedule.objects.update_or_create(
-        name=EXPORTS_SCHEDULE,
-        defaults={
-            "func": "videos.tasks.remove_expired_exports",
-            "schedule_type": Schedule.MINUTES,
-            "minutes": 10,
-            "repeats": -1,
-        },
-    )
-    # Jobs past their days in the trash go within the hour.
-    Schedule.objects.update_or_create(
-        name=TRASH_SCHEDULE,
-        defaults={
-            "func": "videos.tasks.purge_trash",
-            "schedule_type": Schedule.HOURLY,
-            "repeats": -1,
-        },
-    )
+    for name, (func, schedule_type, minutes) in SCHEDULES.items():
+        defaults = {"func": func, "schedule_type": getattr(Schedule, schedule_type), "repeats": -1}
+        if minutes is not None:
+            defaults["minutes"] = minutes
+        Schedule.objects.update_or_create(name=name, defaults=defaults)
 
 
 def ensure_search_index(sender=None, using: str = "default", **kwargs) -> None:
