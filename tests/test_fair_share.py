@@ -17,6 +17,7 @@ from tests.test_browser import assert_nothing_blocked_or_logged, log_in
 from tests.test_idempotency import at_once, tasks_not_run
 from videos import budgets, fairshare, lifecycle, services, sweep
 from videos.models import Status, VideoJob
+from videos.upstream import ratelimit as budget
 
 # Transactional: sending a job waits for its row to commit, as in production.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -221,3 +222,63 @@ def test_a_cancelled_waiting_job_brings_no_failed_toast(member_client, member):
     response = member_client.get(reverse("videos-notifications"), {"ids": str(job.pk)})
     assert response.status_code == 200
     assert 'class="toast' not in response.content.decode()
+
+
+def test_past_the_budgets_room_jobs_wait_and_go_out_in_fair_order(
+    settings, provider, member, other_member, catalogue
+):
+    """A create is a request: once the minute's requests are used, jobs wait in muxweb, and the
+    next free request goes to the member holding fewer jobs, not to the one who asked first."""
+    settings.MUXWEB_PROVIDER_RPM = 3
+    mine = [create(member, catalogue, f"budget mine {n}") for n in range(4)]
+    theirs = create(other_member, catalogue, "budget theirs")
+    # Two creates, and one request kept for the status check of the running jobs.
+    assert [job.status for job in mine[:2]] == [Status.QUEUED, Status.QUEUED]
+    assert {job.status for job in [*mine[2:], theirs]} == {Status.WAITING}
+    assert sent(provider, "budget mine 2") == sent(provider, "budget theirs") == 0
+    assert provider.refusals == []
+    # The sweep wakes when the oldest request leaves the minute's window, not before.
+    assert 50 < fairshare.seconds_until_admission() <= budget.WINDOW
+
+    # One request frees: it goes to the other member's job.
+    budget.default_budget().forget()
+    budget.default_budget().take(budget.Priority.CREATE, 1)
+    sweep.poll_due_jobs()
+    theirs.refresh_from_db()
+    assert theirs.status == Status.QUEUED and sent(provider, "budget theirs") == 1
+    assert VideoJob.objects.filter(status=Status.WAITING).count() == 2
+    places = fairshare.line()
+    assert [places[job.pk].position for job in mine[2:]] == [1, 2]
+    assert places[mine[3].pk].wait >= timedelta(seconds=40)  # two creates at 3 a minute
+
+
+def test_downloads_with_time_to_spare_wait_while_jobs_wait_for_the_budget(
+    settings, member, other_member
+):
+    settings.MUXWEB_PROVIDER_RPM = 25
+    now = timezone.now()
+    spare = make_job(member, status=Status.COMPLETED, assets_fetched_at=None, next_poll_at=now)
+    spare.expires_at = now + timedelta(hours=1)
+    spare.save()
+    expiring = make_job(
+        member,
+        status=Status.COMPLETED,
+        assets_fetched_at=None,
+        next_poll_at=now,
+        expires_at=now + timedelta(minutes=5),
+    )
+    waiting = make_job(other_member, status=Status.WAITING)
+    budget.default_budget().take(budget.Priority.CREATE, 25)
+    assert fairshare.downloads_yield()
+    with tasks_not_run():
+        sweep.poll_due_jobs()
+    spare.refresh_from_db()
+    expiring.refresh_from_db()
+    # The spare one looks again shortly; the one about to expire was handed to a worker.
+    assert timedelta(seconds=10) < spare.next_poll_at - now < timedelta(seconds=30)
+    assert expiring.next_poll_at - now > timedelta(minutes=5)
+
+    # Jobs waiting only for their member's limit of videos at once hold no download back.
+    Profile.objects.update_or_create(user=other_member, defaults={"concurrency_limit": 1})
+    make_job(other_member, status=Status.IN_PROGRESS)
+    assert waiting.status == Status.WAITING and not fairshare.downloads_yield()

@@ -13,7 +13,7 @@ from PIL import Image
 
 from tests.conftest import API_KEY
 from tests.factories import finished_job, make_job, post_create_form
-from videos import downloads, listpoll
+from videos import downloads, lifecycle, listpoll
 from videos.models import ProviderBudget, Status, VideoJob
 from videos.sweep import poll_due_jobs
 from videos.upstream.ratelimit import Priority, default_budget
@@ -171,3 +171,36 @@ def test_with_room_to_spare_the_pictures_are_downloaded(member_client, provider,
     assert job.assets_fetched_at is not None
     assert routes(provider).count("content") == 3
     assert Path(settings.MEDIA_ROOT, job.thumbnail.name).exists()
+
+
+def test_a_tight_budget_looks_at_a_job_when_it_should_be_done(settings, member, monkeypatch):
+    """With requests scarce, a running job is looked at when the model's recent jobs say it
+    should be done (one request, after which it is), not every few seconds while it renders."""
+    monkeypatch.setattr(lifecycle, "_typical_renders", {})
+    monkeypatch.setattr(lifecycle, "_tight_seen", (0.0, False))
+    now = timezone.now()
+    for n in range(3):
+        make_job(
+            member,
+            status=Status.COMPLETED,
+            submitted_at=now - timedelta(minutes=10 + n),
+            completed_at=now - timedelta(minutes=9 + n),
+        )
+    job = make_job(member, status=Status.IN_PROGRESS, submitted_at=now - timedelta(seconds=10))
+
+    settings.MUXWEB_PROVIDER_RPM = 25
+    lifecycle.apply_upstream(job, {"id": job.upstream_id, "status": "in_progress", "progress": 15})
+    left = (job.next_poll_at - now).total_seconds()
+    assert 50 <= left <= 54, "the 60 s a job of this model takes, less the 10 s it has run"
+
+    # Past the typical time, the job's own progress says how long is left.
+    job.submitted_at = now - timedelta(seconds=90)
+    lifecycle.apply_upstream(job, {"id": job.upstream_id, "status": "in_progress", "progress": 90})
+    assert (job.next_poll_at - now).total_seconds() <= 90 * 10 / 90 + 3
+
+    # With room to spare, progress is shown as it moves: looked at again within seconds.
+    settings.MUXWEB_PROVIDER_RPM = 0
+    monkeypatch.setattr(lifecycle, "_tight_seen", (0.0, False))
+    job.submitted_at = now - timedelta(seconds=10)
+    lifecycle.apply_upstream(job, {"id": job.upstream_id, "status": "in_progress", "progress": 95})
+    assert (job.next_poll_at - now).total_seconds() <= 5

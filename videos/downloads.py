@@ -121,28 +121,17 @@ def _fetch_deferred(job: VideoJob, exc: BudgetDeferred) -> None:
 URGENT_BEFORE_EXPIRY = timedelta(minutes=15)
 
 
-# The budget is tight when the key is paused, when its limit is low (OpenAI's tier 1 allows
-# `sora-2` 25 a minute: two more downloads per job are 8 of them), or when fewer than half its
-# limit is free in the current window. With no limit known (none set, none stated) only a pause
-# makes it tight: the provider has not said requests are scarce.
-TIGHT_LIMIT = 30
-TIGHT_FREE_SHARE = 0.5
-
-
 def budget_is_tight() -> bool:
-    """Whether the key's budget is short enough to make pictures here rather than download them."""
-    state = default_budget().state()
-    if state.paused_for > 0:
-        return True
-    if not state.limit:
-        return False
-    return state.limit < TIGHT_LIMIT or state.limit - state.used < state.limit * TIGHT_FREE_SHARE
+    """Whether the key's budget is short enough to make pictures here rather than download them
+    (two more downloads per job are 8 of OpenAI's 25 a minute)."""
+    budget = default_budget()
+    return budget.enabled and budget.state().is_tight
 
 
 def download_priority(job: VideoJob) -> Priority:
     if job.expires_at is not None and job.expires_at - timezone.now() < URGENT_BEFORE_EXPIRY:
         return Priority.URGENT
-    return Priority.POLL
+    return Priority.DOWNLOAD
 
 
 def _summary(errors: list[str]) -> str:

@@ -1,17 +1,24 @@
 """Concurrency and fair share: how many jobs render at the provider at once, and which waiting job
 goes next.
 
-Two limits hold jobs back inside muxweb (status WAITING, nothing sent, nothing paid): the
-provider's, settings.MUXWEB_PROVIDER_CONCURRENCY, for every member together, and a member's own,
-accounts.models.Profile.concurrency_limit, set on the Team page. A job occupies a slot from the
-moment it may be sent (pending) until the provider says it is done or failed; saving its files
-takes no slot.
+Three limits hold jobs back inside muxweb (status WAITING, nothing sent, nothing paid): the
+provider's, settings.MUXWEB_PROVIDER_CONCURRENCY, for every member together; a member's own,
+accounts.models.Profile.concurrency_limit, set on the Team page; and the key's request budget
+(videos/upstream/ratelimit.py) once its limit is known, since a create is a request. A job
+occupies a slot from the moment it may be sent (pending) until the provider says it is done or
+failed; saving its files takes no slot.
 
-When a slot frees (a pass of the poll sweep, a job ending), the waiting jobs are sent in fair
-order: round-robin between members, oldest first within a member. A member's turn counts the
-slots they already hold, so fifty jobs from one member delay another member's single job by one
-slot at most. Admission runs under one lock row, so several workers admitting at once never send
-more than the limits allow; each job is taken from WAITING by a conditional update.
+When a slot frees (a pass of the poll sweep, a job ending, a request leaving the budget's
+window), the waiting jobs are sent in fair order: round-robin between members, oldest first
+within a member. A member's turn counts the slots they already hold, so fifty jobs from one
+member delay another member's single job by one slot at most. Admission runs under one lock row,
+so several workers admitting at once never send more than the limits allow; each job is taken
+from WAITING by a conditional update.
+
+While jobs render, admission leaves one request of the budget's window free: the status check
+(one list for every running job, videos/listpoll.py) that shows them finished must not wait a
+minute behind creates. And while jobs wait for the budget, downloads with time to spare wait too
+(`downloads_yield`): creates go first, and a file the provider deletes soon still goes at once.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from accounts.activity import record
 from accounts.models import Action, Profile
 from videos.models import ACTIVE_STATUSES, Lease, Status, VideoJob
 from videos.queue import TASK_LEASE
+from videos.upstream.ratelimit import WINDOW, default_budget
 
 # The statuses that hold a slot at the provider (or are about to: pending is sent at once).
 OCCUPYING = tuple(status for status in ACTIVE_STATUSES if status != Status.WAITING)
@@ -43,13 +51,70 @@ ADMISSION_LOCK = "fair-share-admission"
 ESTIMATE_SAMPLE = 20
 
 
+# Running at the provider: a status check may find them finished.
+RUNNING = (Status.QUEUED, Status.IN_PROGRESS)
+# Requests of the budget's window kept free for status checks while jobs render.
+CHECK_HELD = 1
+# The shortest wait before the budget is asked again for a waiting job's room.
+ADMISSION_RECHECK = 0.5
+
+
 def is_limited(author_id: int | None) -> bool:
     """Whether a new job of this author must wait for a slot rather than go out at once."""
-    if settings.MUXWEB_PROVIDER_CONCURRENCY is not None:
+    if settings.MUXWEB_PROVIDER_CONCURRENCY is not None or default_budget().limits_creates():
         return True
     return (
         author_id is not None
         and Profile.objects.filter(user_id=author_id, concurrency_limit__isnull=False).exists()
+    )
+
+
+def budget_room() -> float:
+    """Creates the key's budget has room for now (infinite when it knows no limit), less the jobs
+    admitted and not sent yet, and less the request kept for status checks while jobs render."""
+    budget = default_budget()
+    room = budget.state().room if budget.enabled else None
+    if room is None:
+        return math.inf
+    unsent = VideoJob.objects.filter(status=Status.PENDING).count()
+    held = CHECK_HELD if VideoJob.objects.filter(status__in=RUNNING).exists() else 0
+    return max(room - unsent - held, 0)
+
+
+def seconds_until_admission() -> float | None:
+    """When a job waiting for the key's budget may find room: the poll sweep wakes then. None when
+    no job waits for the budget (those waiting for jobs to end are admitted as they end)."""
+    budget = default_budget()
+    if not budget.enabled or not VideoJob.objects.filter(status=Status.WAITING).exists():
+        return None
+    state = budget.state()
+    if not state.limit:
+        return None
+    if state.paused_for > 0:
+        return state.paused_for
+    if budget_room() > 0:
+        return None
+    # The oldest request leaving the window frees one; a job being sent meanwhile may take it.
+    return max(state.frees_in, ADMISSION_RECHECK)
+
+
+def downloads_yield() -> bool:
+    """Whether downloads with time to spare should wait: jobs wait that only the budget holds
+    back (neither the provider's nor their member's limit of jobs at once)."""
+    budget = default_budget()
+    if not budget.enabled or not budget.state().limit:
+        return False
+    waiting = waiting_jobs()
+    if not waiting:
+        return False
+    held = occupied()
+    total = settings.MUXWEB_PROVIDER_CONCURRENCY
+    if total is not None and sum(held.values()) >= total:
+        return False
+    limits = member_limits()
+    return any(
+        job.author_id not in limits or held[job.author_id] < limits[job.author_id]
+        for job in waiting
     )
 
 
@@ -108,6 +173,7 @@ def admit_waiting() -> list[int]:
         limits = member_limits()
         total = settings.MUXWEB_PROVIDER_CONCURRENCY
         free = math.inf if total is None else total - sum(held.values())
+        free = min(free, budget_room())
         now = timezone.now()
         for job in fair_order(waiting_jobs(), held):
             if free <= 0:
@@ -167,11 +233,14 @@ class Place:
         }
 
 
-def typical_render() -> timedelta | None:
-    """The median render time (sent to done) of the recent jobs, or None before any."""
+def typical_render(model: str | None = None) -> timedelta | None:
+    """The median render time (sent to done) of the recent jobs (of one model), or None before
+    any."""
+    recent = VideoJob.objects.filter(status=Status.COMPLETED, submitted_at__isnull=False)
+    if model is not None:
+        recent = recent.filter(model=model)
     recent = (
-        VideoJob.objects.filter(status=Status.COMPLETED, submitted_at__isnull=False)
-        .exclude(completed_at=None)
+        recent.exclude(completed_at=None)
         .order_by("-completed_at")
         .values_list("submitted_at", "completed_at")[:ESTIMATE_SAMPLE]
     )
@@ -187,11 +256,19 @@ def line() -> dict[int, Place]:
     held = occupied()
     limits = member_limits()
     render = typical_render()
+    budget = default_budget()
+    limit = budget.state().limit if budget.enabled else None
+    # Each create is a request: the budget sends one every minute / limit at most.
+    per_create = timedelta(seconds=WINDOW / limit) if limit else None
     places = {}
     for position, job in enumerate(fair_order(waiting, held), start=1):
-        slots = settings.MUXWEB_PROVIDER_CONCURRENCY or limits.get(job.author_id) or 1
-        wait = None if render is None else render * math.ceil(position / slots)
-        places[job.pk] = Place(position, wait)
+        waits = []
+        slots = settings.MUXWEB_PROVIDER_CONCURRENCY or limits.get(job.author_id)
+        if slots and render is not None:
+            waits.append(render * math.ceil(position / slots))
+        if per_create is not None:
+            waits.append(per_create * position)
+        places[job.pk] = Place(position, max(waits) if waits else None)
     return places
 
 

@@ -27,7 +27,7 @@ from videos.models import (
 )
 from videos.queue import TASK_LEASE, enqueue_fetch, kick_poll_sweep
 from videos.upstream.client import BudgetDeferred, UpstreamError, default_client
-from videos.upstream.ratelimit import Priority
+from videos.upstream.ratelimit import Priority, default_budget
 from videos.upstream.video import UpstreamVideo, identifier
 
 log = logging.getLogger(__name__)
@@ -59,6 +59,12 @@ MAX_POLL_INTERVAL = 30.0
 MAX_POLL_BACKOFF = 300.0
 # With webhooks working: one look every this often, in case one of them is lost.
 SAFETY_POLL_INTERVAL = 120.0
+# With the budget tight, a job is looked at again when it should be done, this much after.
+FINISH_MARGIN = 2.0
+# ... but never longer from now than this: an estimate may be wrong.
+MAX_FINISH_WAIT = 120.0
+# Typical render times are read again this often (seconds).
+TYPICAL_RENDER_TTL = 30.0
 POLL_CONCURRENCY = 8
 POLL_READ_TIMEOUT = 15.0
 SWEEP_BATCH = 200
@@ -450,16 +456,63 @@ def apply_upstream(
 def _poll_interval(job: VideoJob, poll_after: float | None, *, progressed: bool) -> float:
     """The wait before the next poll: half as long again each time nothing moved, back to the
     start when it did, and never shorter than the provider asks for. While webhooks arrive they
-    announce the end, and polling is only a safety net."""
+    announce the end, and polling is only a safety net. With the key's budget tight, a job is
+    looked at when it should be done, not while it renders: its progress then moves in fewer
+    steps, and the requests go to creates."""
     if webhooks_arriving():
         return max(SAFETY_POLL_INTERVAL, poll_after or 0.0)
     if progressed or not job.poll_interval:
-        # Renders take minutes: the longer a job has run, the less a few seconds matter.
-        age = (timezone.now() - (job.submitted_at or job.created_at)).total_seconds()
-        interval = max(BASE_POLL_INTERVAL, age * AGE_POLL_FACTOR)
+        finish = seconds_to_finish(job) if _budget_tight() else None
+        if finish is not None:
+            interval = min(finish + FINISH_MARGIN, MAX_FINISH_WAIT)
+        else:
+            # Renders take minutes: the longer a job has run, the less a few seconds matter.
+            age = (timezone.now() - (job.submitted_at or job.created_at)).total_seconds()
+            interval = min(max(BASE_POLL_INTERVAL, age * AGE_POLL_FACTOR), MAX_POLL_INTERVAL)
     else:
-        interval = job.poll_interval * 1.5
-    return max(min(interval, MAX_POLL_INTERVAL), poll_after or 0.0, MIN_POLL_INTERVAL)
+        interval = min(job.poll_interval * 1.5, MAX_POLL_INTERVAL)
+    return max(interval, poll_after or 0.0, MIN_POLL_INTERVAL)
+
+
+def seconds_to_finish(job: VideoJob) -> float | None:
+    """How much longer the provider should take: what the model's recent jobs took, or once
+    that has passed, what the job's progress says; None when neither knows."""
+    elapsed = (timezone.now() - (job.submitted_at or job.created_at)).total_seconds()
+    typical = typical_render_seconds(job.model)
+    if typical is not None and elapsed < typical:
+        return typical - elapsed
+    if job.progress > 0:
+        return elapsed * (100 - job.progress) / job.progress
+    return None
+
+
+_typical_renders: dict[str, tuple[float, float | None]] = {}
+
+
+def typical_render_seconds(model: str) -> float | None:
+    """The median render time (sent to done) of the model's recent jobs, read again every
+    TYPICAL_RENDER_TTL by this process; None before any finished."""
+    checked_at, seconds = _typical_renders.get(model, (0.0, None))
+    if time.monotonic() - checked_at > TYPICAL_RENDER_TTL:
+        render = fairshare.typical_render(model=model)
+        seconds = None if render is None else render.total_seconds()
+        _typical_renders[model] = (time.monotonic(), seconds)
+    return seconds
+
+
+_tight_seen: tuple[float, bool] = (0.0, False)
+
+
+def _budget_tight() -> bool:
+    """The key's budget is_tight, asked at most once a second by this process (a list answers
+    for many jobs at once)."""
+    global _tight_seen
+    checked_at, tight = _tight_seen
+    if time.monotonic() - checked_at > 1.0:
+        budget = default_budget()
+        tight = budget.enabled and budget.state().is_tight
+        _tight_seen = (time.monotonic(), tight)
+    return tight
 
 
 _webhooks_seen: tuple[float, bool] = (0.0, False)

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from functools import partial
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from django_q.tasks import async_task
 
@@ -55,11 +56,37 @@ def kick_poll_sweep() -> None:
     async_task("videos.tasks.poll_sweep", sync=False)
 
 
+# A download that waits for creates to go first looks again this much later.
+DOWNLOAD_YIELD = timedelta(seconds=15)
+
+
 def enqueue_fetch(job: VideoJob) -> None:
-    if claim(job, timezone.now()):
-        transaction.on_commit(
-            lambda: async_task("videos.tasks.fetch_assets", job.pk, timeout=FETCH_TASK_TIMEOUT)
-        )
+    enqueue_fetches([job])
+
+
+def enqueue_fetches(jobs: list[VideoJob]) -> None:
+    """Hand completed jobs' downloads to workers. While jobs wait for the key's budget, creates go
+    first (fairshare.downloads_yield): the downloads with time to spare are looked at again
+    DOWNLOAD_YIELD later, in one update, and only those whose files expire soon go now."""
+    from videos.downloads import download_priority
+    from videos.fairshare import downloads_yield
+    from videos.upstream.ratelimit import Priority
+
+    if not jobs:
+        return
+    now = timezone.now()
+    if downloads_yield():
+        spare = [job for job in jobs if download_priority(job) != Priority.URGENT]
+        # Not those a worker claimed meanwhile: their next look is the task's lease.
+        VideoJob.objects.filter(
+            Q(next_poll_at__isnull=True) | Q(next_poll_at__lte=now), pk__in=[j.pk for j in spare]
+        ).update(next_poll_at=now + DOWNLOAD_YIELD)
+        jobs = [job for job in jobs if job not in spare]
+    for job in jobs:
+        if claim(job, now):
+            transaction.on_commit(
+                partial(async_task, "videos.tasks.fetch_assets", job.pk, timeout=FETCH_TASK_TIMEOUT)
+            )
 
 
 def enqueue_missing_spritesheets(jobs: Iterable[VideoJob]) -> None:

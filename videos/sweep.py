@@ -10,14 +10,14 @@ from django.utils import timezone
 from django_q.tasks import async_task
 
 from videos import holders
-from videos.fairshare import admit_waiting
+from videos.fairshare import admit_waiting, seconds_until_admission
 from videos.lifecycle import poll_jobs, start_checking
 from videos.listpoll import poll_by_list
 from videos.models import (
     Status,
     VideoJob,
 )
-from videos.queue import SWEEP_LEASE, claim, enqueue_fetch
+from videos.queue import SWEEP_LEASE, claim, enqueue_fetches
 from videos.upstream.client import UpstreamError
 
 log = logging.getLogger(__name__)
@@ -33,12 +33,10 @@ SWEEP_BATCH = 200
 def poll_due_jobs(now: datetime | None = None) -> int:
     """One pass over every job that needs a worker now; returns how many it handled."""
     now = now or timezone.now()
-    # Slots freed since the last pass go to the waiting jobs first, in fair order.
-    admit_waiting()
     jobs = list(
         VideoJob.objects.due(now).order_by(F("next_poll_at").asc(nulls_first=True))[:SWEEP_BATCH]
     )
-    to_poll = []
+    to_poll, completed = [], []
     for job in jobs:
         if job.status == Status.PENDING:
             if claim(job, now):
@@ -51,11 +49,15 @@ def poll_due_jobs(now: datetime | None = None) -> int:
             if claim(job, now):
                 async_task("videos.tasks.reconcile_submit", job.pk)
         elif job.status == Status.COMPLETED:
-            enqueue_fetch(job)
+            completed.append(job)
         else:
             to_poll.append(job)
+    enqueue_fetches(completed)
     # One page of the provider's list answers for most of them (videos.listpoll).
     poll_jobs(poll_by_list(to_poll))
+    # Then the budget's free requests go to the waiting jobs, in fair order: after the status
+    # check, which is one request for every running job and shows the finished ones.
+    admit_waiting()
     return len(jobs)
 
 
@@ -67,11 +69,14 @@ def seconds_until_next_due() -> float | None:
         .exclude(status=Status.WAITING)
         .aggregate(at=Min("next_poll_at"), count=Count("id"))
     )
+    # Jobs waiting for the key's budget are admitted when a request leaves its window.
+    admission = seconds_until_admission()
     if not soonest["count"]:
-        return None
+        return admission
     if soonest["at"] is None:
         return 0.0
-    return max((soonest["at"] - timezone.now()).total_seconds(), 0.0)
+    due = max((soonest["at"] - timezone.now()).total_seconds(), 0.0)
+    return due if admission is None else min(due, admission)
 
 
 def run_poll_sweep() -> None:

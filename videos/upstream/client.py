@@ -469,7 +469,7 @@ class VideosClient:
         return response
 
     def download(
-        self, video_id: str, variant: str, dest: Path, *, priority: Priority = Priority.POLL
+        self, video_id: str, variant: str, dest: Path, *, priority: Priority = Priority.DOWNLOAD
     ) -> int:
         """Stream one content variant into `dest`, whole or not at all; returns its size in bytes.
 

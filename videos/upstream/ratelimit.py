@@ -13,11 +13,15 @@ never exceeded however many web and worker processes share it.
   limit at 0:59 and again at 1:00), which a provider counting in a sliding minute refuses. The
   window is a second longer than the provider's minute, so network delays and clocks a little
   apart never land two minutes' worth of requests in one of the provider's.
-- Priorities: creates and remixes may use every slot; other calls leave a share of the room free
-  for the calls above them (`RESERVED_SHARE`): at 25 a minute, downloads of files about to
-  expire stop with 2 slots left, polls and other downloads with 3, listings and imports with 8.
-  A call finding no room waits until a slot frees, up to its own limit (`MAX_WAIT`); a poll waits
-  only a moment and is otherwise put off to a later sweep (see `BudgetDeferred` in client.py).
+- Priorities: creates, downloads of files about to expire and status checks may use every slot;
+  downloads with time to spare leave one request in fifty free for them (one at 25 a minute),
+  listings and imports three tenths (`RESERVED_SHARE`). Between the first three the order is
+  kept before the budget is asked: jobs wait in muxweb for a create slot and are admitted in
+  fair order, less one slot kept for the status check that shows finished jobs
+  (videos/fairshare.py), and downloads with time to spare wait while jobs do (videos/queue.py).
+  A call finding no room waits until a slot frees, up to its own limit (`MAX_WAIT`); a poll
+  waits only a moment and is otherwise put off to a later sweep (see `BudgetDeferred` in
+  client.py).
 - A 429, or `x-ratelimit-remaining-requests: 0`, pauses the whole key (every process) until
   `Retry-After` or the reset time the provider gave, not only the job that got it.
 
@@ -49,19 +53,24 @@ WINDOW = 61.0
 DEFAULT_PAUSE = 5.0
 # The longest pause a provider's header is taken for.
 MAX_PAUSE = 3600.0
+# Below this limit, or with less than this share of it free, the budget is tight (is_tight).
+TIGHT_LIMIT = 30
+TIGHT_FREE_SHARE = 0.5
 
 
 class Priority(IntEnum):
     CREATE = 0  # creates and remixes: what the team is waiting for, and paid for
     URGENT = 1  # downloads of files the provider deletes soon; finding a create's outcome
-    POLL = 2  # polls, and downloads with time to spare
-    LISTING = 3  # imports, listings and deletes: nobody is waiting on them
+    POLL = 2  # status checks (polls and lists): what shows a job finished
+    DOWNLOAD = 3  # downloads with time to spare
+    LISTING = 4  # imports, listings and deletes: nobody is waiting on them
 
 
 RESERVED_SHARE = {
     Priority.CREATE: 0.0,
-    Priority.URGENT: 0.05,
-    Priority.POLL: 0.1,
+    Priority.URGENT: 0.0,
+    Priority.POLL: 0.0,
+    Priority.DOWNLOAD: 0.02,
     Priority.LISTING: 0.3,
 }
 # How long a call of each priority waits for a slot before it is put off.
@@ -69,18 +78,39 @@ MAX_WAIT = {
     Priority.CREATE: 30.0,
     Priority.URGENT: 60.0,
     Priority.POLL: 1.0,
+    Priority.DOWNLOAD: 1.0,
     Priority.LISTING: 60.0,
 }
 
 
 @dataclass(frozen=True)
 class BudgetState:
-    """What admins see: requests sent in the last minute, the limit, and the pause left."""
+    """What admins see: requests sent in the last minute, the limit, and the pause left; and
+    when the oldest request of the window leaves it (fair share wakes then to admit a job)."""
 
     used: int
     limit: int | None
     learnt: bool
     paused_for: float
+    frees_in: float = 0.0
+
+    @property
+    def is_tight(self) -> bool:
+        """Short of requests: paused, a low limit (OpenAI's tier 1 allows `sora-2` 25 a minute),
+        or less than half the limit free in the window. With no limit known (none set, none
+        stated) only a pause makes it tight: the provider has not said requests are scarce."""
+        if self.paused_for > 0:
+            return True
+        if not self.limit:
+            return False
+        return self.limit < TIGHT_LIMIT or self.limit - self.used < self.limit * TIGHT_FREE_SHARE
+
+    @property
+    def room(self) -> int | None:
+        """Requests that may go now, or None when no limit is known."""
+        if not self.limit:
+            return None
+        return 0 if self.paused_for > 0 else max(self.limit - self.used, 0)
 
 
 def key_id(api_base: str, api_key: str) -> str:
@@ -140,15 +170,16 @@ class DatabaseStore:
                 row.learnt_limit = limit
                 row.save(update_fields=["learnt_limit", "updated_at"])
 
-    def state(self, key: str) -> tuple[int, int | None, float]:
+    def state(self, key: str) -> tuple[int, int | None, float, float]:
         from videos.models import ProviderBudget
 
         row = ProviderBudget.objects.filter(key=key).first()
         if row is None:
-            return 0, None, 0.0
+            return 0, None, 0.0, 0.0
         now = time.time()
-        used = sum(1 for t in row.sent if t > now - WINDOW)
-        return used, row.learnt_limit, max(row.paused_until - now, 0.0)
+        sent = [t for t in row.sent if t > now - WINDOW]
+        frees_in = min(sent) + WINDOW - now if sent else 0.0
+        return len(sent), row.learnt_limit, max(row.paused_until - now, 0.0), frees_in
 
     def forget(self, key: str) -> None:
         from videos.models import ProviderBudget
@@ -199,9 +230,15 @@ end
 _STATE = (
     _NOW
     + """
-local used = redis.call('ZCOUNT', KEYS[1], now - tonumber(ARGV[1]), '+inf')
+local window = tonumber(ARGV[1])
+local used = redis.call('ZCOUNT', KEYS[1], now - window, '+inf')
 local paused = tonumber(redis.call('HGET', KEYS[2], 'paused_until') or '0')
-return {used, redis.call('HGET', KEYS[2], 'limit') or '', tostring(math.max(paused - now, 0))}
+local oldest = redis.call(
+  'ZRANGEBYSCORE', KEYS[1], now - window, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+local frees_in = 0
+if oldest[2] then frees_in = tonumber(oldest[2]) + window - now end
+return {used, redis.call('HGET', KEYS[2], 'limit') or '', tostring(math.max(paused - now, 0)),
+        tostring(frees_in)}
 """
 )
 
@@ -232,9 +269,9 @@ class RedisStore:
     def learn(self, key: str, limit: int) -> None:
         self.redis.hset(self._keys(key)[1], "limit", limit)
 
-    def state(self, key: str) -> tuple[int, int | None, float]:
-        used, limit, paused = self._state(keys=self._keys(key), args=[WINDOW])
-        return int(used), int(limit) if limit else None, float(paused)
+    def state(self, key: str) -> tuple[int, int | None, float, float]:
+        used, limit, paused, frees_in = self._state(keys=self._keys(key), args=[WINDOW])
+        return int(used), int(limit) if limit else None, float(paused), float(frees_in)
 
     def forget(self, key: str) -> None:
         self.redis.delete(*self._keys(key))
@@ -313,11 +350,19 @@ class Budget:
             store().pause(self.key, min(reset, MAX_PAUSE))
 
     def state(self) -> BudgetState:
-        used, learnt, paused_for = store().state(self.key)
+        used, learnt, paused_for, frees_in = store().state(self.key)
         limit = self.configured or learnt
         return BudgetState(
-            used=used, limit=limit, learnt=not self.configured, paused_for=paused_for
+            used=used,
+            limit=limit,
+            learnt=not self.configured,
+            paused_for=paused_for,
+            frees_in=frees_in,
         )
+
+    def limits_creates(self) -> bool:
+        """Whether creates must wait for room here: the budget is on and a limit is known."""
+        return self.enabled and bool(self.state().limit)
 
     def forget(self) -> None:
         """Start afresh: nothing sent, nothing learnt, no pause (tests; a new key)."""
