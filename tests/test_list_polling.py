@@ -66,6 +66,28 @@ def test_a_due_job_missing_from_the_list_is_polled_on_its_own(member_client, pro
     assert missing.poll_failures == 1  # the provider's 404 for it
 
 
+def test_due_jobs_past_the_first_page_are_read_from_the_next_pages(
+    member_client, provider, monkeypatch
+):
+    """Pages of 2 here (100 at the provider's most): six due jobs cost three lists, not a list
+    and four retrieves; past the pages a pass may read, the jobs left are retrieved."""
+    monkeypatch.setattr(listpoll, "LIST_PAGE", 2)
+    jobs = running_jobs(member_client, provider, 6)
+
+    poll_due_jobs()
+
+    assert routes(provider) == ["list", "list", "list"]
+    for job in jobs:
+        job.refresh_from_db()
+        assert job.poll_count == 2, job
+
+    monkeypatch.setattr(listpoll, "LIST_PAGES", 2)
+    VideoJob.objects.filter(pk__in=[j.pk for j in jobs]).update(next_poll_at=timezone.now())
+    provider.request_log.clear()
+    poll_due_jobs()
+    assert routes(provider) == ["list", "list", "retrieve", "retrieve"], "the oldest two"
+
+
 def test_jobs_a_webhook_refreshed_are_not_polled(member_client, provider):
     jobs = running_jobs(member_client, provider, 2)
     VideoJob.objects.filter(pk__in=[j.pk for j in jobs]).update(
@@ -191,12 +213,14 @@ def test_a_tight_budget_looks_at_a_job_when_it_should_be_done(settings, member, 
     settings.MUXWEB_PROVIDER_RPM = 25
     lifecycle.apply_upstream(job, {"id": job.upstream_id, "status": "in_progress", "progress": 15})
     left = (job.next_poll_at - now).total_seconds()
-    assert 50 <= left <= 54, "the 60 s a job of this model takes, less the 10 s it has run"
+    assert 52 <= left <= 52 + lifecycle.CHECK_GRID + 1, "60 s a job takes, less 10 s run, 2 more"
+    # On the grid that jobs due at about the same time share: one list answers for them all.
+    assert job.next_poll_at.timestamp() % lifecycle.CHECK_GRID < 0.01
 
     # Past the typical time, the job's own progress says how long is left.
     job.submitted_at = now - timedelta(seconds=90)
     lifecycle.apply_upstream(job, {"id": job.upstream_id, "status": "in_progress", "progress": 90})
-    assert (job.next_poll_at - now).total_seconds() <= 90 * 10 / 90 + 3
+    assert (job.next_poll_at - now).total_seconds() <= 90 * 10 / 90 + 3 + lifecycle.CHECK_GRID
 
     # With room to spare, progress is shown as it moves: looked at again within seconds.
     settings.MUXWEB_PROVIDER_RPM = 0

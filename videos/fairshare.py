@@ -15,10 +15,11 @@ member delay another member's single job by one slot at most. Admission runs und
 so several workers admitting at once never send more than the limits allow; each job is taken
 from WAITING by a conditional update.
 
-While jobs render, admission leaves one request of the budget's window free: the status check
-(one list for every running job, videos/listpoll.py) that shows them finished must not wait a
-minute behind creates. And while jobs wait for the budget, downloads with time to spare wait too
-(`downloads_yield`): creates go first, and a file the provider deletes soon still goes at once.
+While a status check is due before the next request leaves the budget's window, admission leaves
+one request free for it: the check (one list for every running job, videos/listpoll.py) that
+shows jobs finished must not wait a minute behind creates. And while jobs wait for the budget,
+downloads with time to spare wait too (`downloads_yield`): creates go first, and a file the
+provider deletes soon still goes at once.
 """
 
 from __future__ import annotations
@@ -73,12 +74,22 @@ def budget_room() -> float:
     """Creates the key's budget has room for now (infinite when it knows no limit), less the jobs
     admitted and not sent yet, and less the request kept for status checks while jobs render."""
     budget = default_budget()
-    room = budget.state().room if budget.enabled else None
-    if room is None:
+    state = budget.state() if budget.enabled else None
+    if state is None or state.room is None:
         return math.inf
     unsent = VideoJob.objects.filter(status=Status.PENDING).count()
-    held = CHECK_HELD if VideoJob.objects.filter(status__in=RUNNING).exists() else 0
-    return max(room - unsent - held, 0)
+    return max(state.room - unsent - _held_for_checks(state), 0)
+
+
+def _held_for_checks(state) -> int:
+    """The request kept for a status check: while one is due before the next request leaves the
+    window (after that, it can take that one), and not under a limit so low that the kept
+    request would be most of it."""
+    if state.limit <= 2 * CHECK_HELD:
+        return 0
+    horizon = timezone.now() + timedelta(seconds=max(state.frees_in, ADMISSION_RECHECK))
+    due = VideoJob.objects.filter(status__in=RUNNING, next_poll_at__lte=horizon)
+    return CHECK_HELD if due.exists() else 0
 
 
 def seconds_until_admission() -> float | None:

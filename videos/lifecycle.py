@@ -6,6 +6,7 @@ may answer for the same job at once.
 """
 
 import logging
+import math
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import UTC, datetime, timedelta
@@ -63,6 +64,8 @@ SAFETY_POLL_INTERVAL = 120.0
 FINISH_MARGIN = 2.0
 # ... but never longer from now than this: an estimate may be wrong.
 MAX_FINISH_WAIT = 120.0
+# ... and on a grid of this many seconds, shared by every job (see on_check_grid).
+CHECK_GRID = 10.0
 # Typical render times are read again this often (seconds).
 TYPICAL_RENDER_TTL = 30.0
 POLL_CONCURRENCY = 8
@@ -445,7 +448,9 @@ def apply_upstream(
         job.next_poll_at = None
     else:
         job.error_code = job.error_message = ""
-        job.poll_interval = _poll_interval(job, poll_after, progressed=progress > previous_progress)
+        job.poll_interval = _poll_interval(
+            job, poll_after, progressed=progress > previous_progress, now=now
+        )
         job.next_poll_at = now + timedelta(seconds=job.poll_interval)
     if not save_lifecycle(job):
         return
@@ -453,7 +458,9 @@ def apply_upstream(
         enqueue_fetch(job)
 
 
-def _poll_interval(job: VideoJob, poll_after: float | None, *, progressed: bool) -> float:
+def _poll_interval(
+    job: VideoJob, poll_after: float | None, *, progressed: bool, now: datetime
+) -> float:
     """The wait before the next poll: half as long again each time nothing moved, back to the
     start when it did, and never shorter than the provider asks for. While webhooks arrive they
     announce the end, and polling is only a safety net. With the key's budget tight, a job is
@@ -464,14 +471,21 @@ def _poll_interval(job: VideoJob, poll_after: float | None, *, progressed: bool)
     if progressed or not job.poll_interval:
         finish = seconds_to_finish(job) if _budget_tight() else None
         if finish is not None:
-            interval = min(finish + FINISH_MARGIN, MAX_FINISH_WAIT)
+            interval = on_check_grid(now, min(finish + FINISH_MARGIN, MAX_FINISH_WAIT))
         else:
             # Renders take minutes: the longer a job has run, the less a few seconds matter.
-            age = (timezone.now() - (job.submitted_at or job.created_at)).total_seconds()
+            age = (now - (job.submitted_at or job.created_at)).total_seconds()
             interval = min(max(BASE_POLL_INTERVAL, age * AGE_POLL_FACTOR), MAX_POLL_INTERVAL)
     else:
         interval = min(job.poll_interval * 1.5, MAX_POLL_INTERVAL)
     return max(interval, poll_after or 0.0, MIN_POLL_INTERVAL)
+
+
+def on_check_grid(now: datetime, seconds: float) -> float:
+    """`seconds` after `now`, moved later to the next multiple of CHECK_GRID since the epoch: jobs
+    due within the same few seconds are then due at once, and one list answers for all of them."""
+    start = now.timestamp()
+    return math.ceil((start + seconds) / CHECK_GRID) * CHECK_GRID - start
 
 
 def seconds_to_finish(job: VideoJob) -> float | None:

@@ -24,8 +24,10 @@ log = logging.getLogger(__name__)
 
 # One sweep task runs this long, then hands over to a fresh task (a worker is never held for long).
 SWEEP_SECONDS = 10.0
-# A job due later than this is left to the scheduled sweep that runs every minute.
-SWEEP_HANDOFF_SECONDS = 50.0
+# A job due later than this is left to the scheduled sweep that runs every minute. A little over
+# the budget's window: a job waiting for a request is admitted when the oldest one leaves it, not
+# up to a minute later when the schedule comes round.
+SWEEP_HANDOFF_SECONDS = 65.0
 POLL_CONCURRENCY = 8
 SWEEP_BATCH = 200
 
