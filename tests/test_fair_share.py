@@ -268,7 +268,7 @@ def test_downloads_with_time_to_spare_wait_while_jobs_wait_for_the_budget(
         expires_at=now + timedelta(minutes=5),
     )
     waiting = make_job(other_member, status=Status.WAITING)
-    budget.default_budget().take(budget.Priority.CREATE, 25)
+    budget.default_budget().take(budget.Priority.CREATE, 20)
     assert fairshare.downloads_yield()
     with tasks_not_run():
         sweep.poll_due_jobs()
@@ -282,3 +282,30 @@ def test_downloads_with_time_to_spare_wait_while_jobs_wait_for_the_budget(
     Profile.objects.update_or_create(user=other_member, defaults={"concurrency_limit": 1})
     make_job(other_member, status=Status.IN_PROGRESS)
     assert waiting.status == Status.WAITING and not fairshare.downloads_yield()
+
+
+def test_no_more_downloads_are_queued_than_the_budget_has_room_for(settings, member):
+    """A hundred download tasks that would only find no room would hold up the queue (the poll
+    sweep's next pass behind them): as many go as there is room, the rest stay due."""
+    settings.MUXWEB_PROVIDER_RPM = 25
+    now = timezone.now()
+    jobs = [
+        make_job(
+            member,
+            status=Status.COMPLETED,
+            assets_fetched_at=None,
+            next_poll_at=now,
+            expires_at=now + timedelta(hours=1),
+        )
+        for _n in range(5)
+    ]
+    # 21 of 25 used, one kept free by downloads: room for three.
+    budget.default_budget().take(budget.Priority.CREATE, 21)
+    with tasks_not_run():
+        sweep.poll_due_jobs()
+    handed = VideoJob.objects.filter(
+        pk__in=[job.pk for job in jobs], next_poll_at__gt=now + timedelta(minutes=5)
+    )
+    assert handed.count() == 3
+    later = VideoJob.objects.filter(pk__in=[job.pk for job in jobs]).exclude(pk__in=handed)
+    assert all(now < job.next_poll_at <= now + timedelta(seconds=62) for job in later)

@@ -152,6 +152,20 @@ def test_the_budget_is_tight_when_the_key_is_short_of_room(settings):
     assert downloads.budget_is_tight(), "less than half the minute left"
 
 
+def test_with_work_waiting_for_the_budget_pictures_are_made_here(settings, member):
+    """Room in this minute's window, but more work behind: jobs to send, files to download."""
+    settings.MUXWEB_PROVIDER_RPM = 500
+    saving = make_job(member, status=Status.COMPLETED, assets_fetched_at=None)
+    assert not downloads.budget_is_tight(saving), "the only download: room to spare"
+    other = make_job(member, status=Status.COMPLETED, assets_fetched_at=None)
+    assert downloads.budget_is_tight(saving)
+    other.delete()
+    make_job(member, status=Status.WAITING)
+    assert downloads.budget_is_tight(saving)
+    settings.MUXWEB_PROVIDER_RPM = 0
+    assert not downloads.budget_is_tight(saving), "no limit known: downloads as usual"
+
+
 def test_a_paused_key_is_a_tight_budget(settings):
     settings.MUXWEB_PROVIDER_RPM = 0
     default_budget().observe(429, {"Retry-After": "30"})

@@ -7,7 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from muxweb import datadir
@@ -18,6 +18,7 @@ from videos.models import (
     MAX_FETCH_ATTEMPTS,
     VARIANTS,
     Lease,
+    Status,
     VideoJob,
 )
 from videos.probe import InvalidDownload, verify_download
@@ -69,7 +70,7 @@ def _fetch(job: VideoJob) -> None:
     _remove_partial_downloads(media_dir)
     # Two requests per video (the create and the video) when the key is short of room: the
     # pictures are then made here from the video, laid out like the provider's.
-    make_here = budget_is_tight()
+    make_here = budget_is_tight(job)
     errors: list[str] = []
     # Each variant on its own, the video first among equals: it is what was paid for, and the
     # pictures can be made from it. One variant's failure never holds back another.
@@ -121,11 +122,25 @@ def _fetch_deferred(job: VideoJob, exc: BudgetDeferred) -> None:
 URGENT_BEFORE_EXPIRY = timedelta(minutes=15)
 
 
-def budget_is_tight() -> bool:
+def budget_is_tight(job: VideoJob | None = None) -> bool:
     """Whether the key's budget is short enough to make pictures here rather than download them
-    (two more downloads per job are 8 of OpenAI's 25 a minute)."""
+    (two more downloads per job are 8 of OpenAI's 25 a minute): tight by its own measure, or
+    with a limit known and more work waiting for it (jobs to send, other files to download)."""
     budget = default_budget()
-    return budget.enabled and budget.state().is_tight
+    if not budget.enabled:
+        return False
+    state = budget.state()
+    if state.is_tight:
+        return True
+    if not state.limit:
+        return False
+    backlog = VideoJob.objects.filter(
+        Q(status=Status.WAITING)
+        | Q(status=Status.COMPLETED, assets_fetched_at__isnull=True, fetch_given_up=False)
+    )
+    if job is not None:
+        backlog = backlog.exclude(pk=job.pk)
+    return backlog.exists()
 
 
 def download_priority(job: VideoJob) -> Priority:

@@ -17,6 +17,7 @@ from django_q.tasks import async_task
 
 from videos.models import (
     Lease,
+    Status,
     VideoJob,
 )
 
@@ -65,28 +66,57 @@ def enqueue_fetch(job: VideoJob) -> None:
 
 
 def enqueue_fetches(jobs: list[VideoJob]) -> None:
-    """Hand completed jobs' downloads to workers. While jobs wait for the key's budget, creates go
-    first (fairshare.downloads_yield): the downloads with time to spare are looked at again
-    DOWNLOAD_YIELD later, in one update, and only those whose files expire soon go now."""
+    """Hand completed jobs' downloads to workers, as many as the key's budget has room for now.
+
+    While jobs wait for the budget, creates go first (fairshare.downloads_yield): only downloads
+    whose files expire soon go, the others are looked at again DOWNLOAD_YIELD later. And no more
+    downloads are queued than the budget can take at once: a hundred tasks that would only find
+    no room would hold up the queue, the poll sweep's next pass behind them. The rest stay due
+    and go at a later pass, the most urgent first."""
     from videos.downloads import download_priority
     from videos.fairshare import downloads_yield
-    from videos.upstream.ratelimit import Priority
+    from videos.upstream.ratelimit import Priority, default_budget, room_for
 
     if not jobs:
         return
     now = timezone.now()
+    jobs = sorted(jobs, key=lambda job: download_priority(job))
     if downloads_yield():
         spare = [job for job in jobs if download_priority(job) != Priority.URGENT]
-        # Not those a worker claimed meanwhile: their next look is the task's lease.
-        VideoJob.objects.filter(
-            Q(next_poll_at__isnull=True) | Q(next_poll_at__lte=now), pk__in=[j.pk for j in spare]
-        ).update(next_poll_at=now + DOWNLOAD_YIELD)
+        _look_again([job.pk for job in spare], now + DOWNLOAD_YIELD, now)
         jobs = [job for job in jobs if job not in spare]
+    budget = default_budget()
+    state = budget.state() if budget.enabled else None
+    if state is not None and state.limit:
+        room = 0 if state.paused_for else room_for(state.limit, Priority.DOWNLOAD) - state.used
+        room -= fetches_under_way(now)
+        later = jobs[max(room, 0) :]
+        jobs = jobs[: max(room, 0)]
+        frees = state.paused_for or state.frees_in
+        _look_again([job.pk for job in later], now + timedelta(seconds=max(frees, 1.0)), now)
     for job in jobs:
         if claim(job, now):
             transaction.on_commit(
                 partial(async_task, "videos.tasks.fetch_assets", job.pk, timeout=FETCH_TASK_TIMEOUT)
             )
+
+
+def fetches_under_way(now: datetime) -> int:
+    """Downloads handed to a worker and not finished: their job's next look is the task lease."""
+    return VideoJob.objects.filter(
+        status=Status.COMPLETED,
+        assets_fetched_at__isnull=True,
+        next_poll_at__gt=now + TASK_LEASE - timedelta(minutes=1),
+    ).count()
+
+
+def _look_again(pks: list[int], at: datetime, now: datetime) -> None:
+    """Put off these jobs' next look, unless a worker claimed one meanwhile (its next look is
+    the task's lease)."""
+    if pks:
+        VideoJob.objects.filter(
+            Q(next_poll_at__isnull=True) | Q(next_poll_at__lte=now), pk__in=pks
+        ).update(next_poll_at=at)
 
 
 def enqueue_missing_spritesheets(jobs: Iterable[VideoJob]) -> None:
