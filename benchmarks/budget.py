@@ -192,7 +192,7 @@ def run_one(mode: str, args: argparse.Namespace, out: Path) -> None:
     jobs = list(VideoJob.objects.all())
     completed = [job for job in jobs if job.status == Status.COMPLETED]
     saved = [job.assets_fetched_at.timestamp() for job in completed if job.assets_fetched_at]
-    shown, files, waits = [], [], defaultdict(list)
+    shown, files, waits, late = [], [], defaultdict(list), []
     names = {member.pk: member.username for member in members}
     for job in jobs:
         upstream = sim._jobs.get(job.upstream_id) if job.upstream_id else None
@@ -202,6 +202,8 @@ def run_one(mode: str, args: argparse.Namespace, out: Path) -> None:
         provider_done = upstream.created_at + upstream.render_seconds
         if job.pk in seen_done:
             shown.append(seen_done[job.pk] - provider_done)
+            delay = seen_done[job.pk] - provider_done
+            late.append((round(delay, 1), round(provider_done - started)))
         if job.assets_fetched_at:
             files.append(job.assets_fetched_at.timestamp() - provider_done)
     result = {
@@ -226,6 +228,8 @@ def run_one(mode: str, args: argparse.Namespace, out: Path) -> None:
         "files median": statistics.median(files) if files else 0.0,
         "files p95": percentile(files, 0.95),
         "waits": {name: sorted(values) for name, values in sorted(waits.items())},
+        # The latest shown: (seconds late, when the provider finished from the start).
+        "latest shown": sorted(late, reverse=True)[:12],
         "log": str(log_path),
     }
     sim.stop()

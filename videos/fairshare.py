@@ -54,8 +54,10 @@ ESTIMATE_SAMPLE = 20
 
 # Running at the provider: a status check may find them finished.
 RUNNING = (Status.QUEUED, Status.IN_PROGRESS)
-# Requests of the budget's window kept free for status checks while jobs render.
+# Requests of the budget's window kept free for status checks while jobs render ...
 CHECK_HELD = 1
+# ... when one is due within this many seconds.
+CHECK_HORIZON = 30.0
 # The shortest wait before the budget is asked again for a waiting job's room.
 ADMISSION_RECHECK = 0.5
 
@@ -78,16 +80,16 @@ def budget_room() -> float:
     if state is None or state.room is None:
         return math.inf
     unsent = VideoJob.objects.filter(status=Status.PENDING).count()
-    return max(state.room - unsent - _held_for_checks(state), 0)
+    return max(state.room - unsent - held_for_checks(state), 0)
 
 
-def _held_for_checks(state) -> int:
-    """The request kept for a status check: while one is due before the next request leaves the
-    window (after that, it can take that one), and not under a limit so low that the kept
-    request would be most of it."""
-    if state.limit <= 2 * CHECK_HELD:
+def held_for_checks(state) -> int:
+    """The request kept for a status check: while one is due soon (CHECK_HORIZON) or before the
+    next request leaves the window (after that, it can take that one); not under a limit so low
+    that the kept request would be most of it."""
+    if not state.limit or state.limit <= 2 * CHECK_HELD:
         return 0
-    horizon = timezone.now() + timedelta(seconds=max(state.frees_in, ADMISSION_RECHECK))
+    horizon = timezone.now() + timedelta(seconds=max(state.frees_in, CHECK_HORIZON))
     due = VideoJob.objects.filter(status__in=RUNNING, next_poll_at__lte=horizon)
     return CHECK_HELD if due.exists() else 0
 

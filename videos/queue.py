@@ -74,7 +74,7 @@ def enqueue_fetches(jobs: list[VideoJob]) -> None:
     no room would hold up the queue, the poll sweep's next pass behind them. The rest stay due
     and go at a later pass, the most urgent first."""
     from videos.downloads import download_priority
-    from videos.fairshare import downloads_yield
+    from videos.fairshare import downloads_yield, held_for_checks
     from videos.upstream.ratelimit import Priority, default_budget, room_for
 
     if not jobs:
@@ -89,7 +89,7 @@ def enqueue_fetches(jobs: list[VideoJob]) -> None:
     state = budget.state() if budget.enabled else None
     if state is not None and state.limit:
         room = 0 if state.paused_for else room_for(state.limit, Priority.DOWNLOAD) - state.used
-        room -= fetches_under_way(now)
+        room -= fetches_under_way(now) + held_for_checks(state)
         later = jobs[max(room, 0) :]
         jobs = jobs[: max(room, 0)]
         frees = state.paused_for or state.frees_in
