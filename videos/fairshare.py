@@ -15,8 +15,7 @@ member delay another member's single job by one slot at most. Admission runs und
 so several workers admitting at once never send more than the limits allow; each job is taken
 from WAITING by a conditional update.
 
-While a status check is due before the next request leaves the budget's window, admission leaves
-one request free for it: the check (one list for every running job, videos/listpoll.py) that
+While status checks are due soon, admission leaves a request free for each (held_for_checks): the check (one list for every running job, videos/listpoll.py) that
 shows jobs finished must not wait a minute behind creates. And while jobs wait for the budget,
 downloads with time to spare wait too (`downloads_yield`): creates go first, and a file the
 provider deletes soon still goes at once.
@@ -42,7 +41,7 @@ from accounts.activity import record
 from accounts.models import Action, Profile
 from videos.models import ACTIVE_STATUSES, Lease, Status, VideoJob
 from videos.queue import TASK_LEASE
-from videos.upstream.ratelimit import WINDOW, default_budget
+from videos.upstream.ratelimit import CHECK_GRID, WINDOW, default_budget
 
 # The statuses that hold a slot at the provider (or are about to: pending is sent at once).
 OCCUPYING = tuple(status for status in ACTIVE_STATUSES if status != Status.WAITING)
@@ -54,10 +53,11 @@ ESTIMATE_SAMPLE = 20
 
 # Running at the provider: a status check may find them finished.
 RUNNING = (Status.QUEUED, Status.IN_PROGRESS)
-# Requests of the budget's window kept free for status checks while jobs render ...
-CHECK_HELD = 1
-# ... when one is due within this many seconds.
+# Requests of the budget's window kept free for status checks due within this many seconds ...
 CHECK_HORIZON = 30.0
+# ... one for each grid step with a check due, up to this many (of the due jobs read at most).
+CHECK_HELD_MOST = 3
+CHECK_SAMPLE = 500
 # The shortest wait before the budget is asked again for a waiting job's room.
 ADMISSION_RECHECK = 0.5
 
@@ -84,14 +84,17 @@ def budget_room() -> float:
 
 
 def held_for_checks(state) -> int:
-    """The request kept for a status check: while one is due soon (CHECK_HORIZON) or before the
-    next request leaves the window (after that, it can take that one); not under a limit so low
-    that the kept request would be most of it."""
-    if not state.limit or state.limit <= 2 * CHECK_HELD:
+    """The requests kept for status checks: one for each time a check is due soon
+    (CHECK_HORIZON) or before the next request leaves the window (after that, it can take that
+    one), at most CHECK_HELD_MOST and a third of the limit."""
+    most = min(CHECK_HELD_MOST, (state.limit or 0) // 3)
+    if not most:
         return 0
     horizon = timezone.now() + timedelta(seconds=max(state.frees_in, CHECK_HORIZON))
     due = VideoJob.objects.filter(status__in=RUNNING, next_poll_at__lte=horizon)
-    return CHECK_HELD if due.exists() else 0
+    # Checks due within the same grid step go as one list (lifecycle.on_check_grid).
+    times = due.values_list("next_poll_at", flat=True)[:CHECK_SAMPLE]
+    return min(len({math.ceil(at.timestamp() / CHECK_GRID) for at in times}), most)
 
 
 def seconds_until_admission() -> float | None:

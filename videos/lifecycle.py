@@ -6,7 +6,6 @@ may answer for the same job at once.
 """
 
 import logging
-import math
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import UTC, datetime, timedelta
@@ -28,7 +27,7 @@ from videos.models import (
 )
 from videos.queue import TASK_LEASE, enqueue_fetch, kick_poll_sweep
 from videos.upstream.client import BudgetDeferred, UpstreamError, default_client
-from videos.upstream.ratelimit import Priority, default_budget
+from videos.upstream.ratelimit import Priority, default_budget, on_check_grid
 from videos.upstream.video import UpstreamVideo, identifier
 
 log = logging.getLogger(__name__)
@@ -64,8 +63,6 @@ SAFETY_POLL_INTERVAL = 120.0
 FINISH_MARGIN = 2.0
 # ... but never longer from now than this: an estimate may be wrong.
 MAX_FINISH_WAIT = 120.0
-# ... and on a grid of this many seconds, shared by every job (see on_check_grid).
-CHECK_GRID = 10.0
 # Typical render times are read again this often (seconds).
 TYPICAL_RENDER_TTL = 30.0
 POLL_CONCURRENCY = 8
@@ -468,24 +465,20 @@ def _poll_interval(
     steps, and the requests go to creates."""
     if webhooks_arriving():
         return max(SAFETY_POLL_INTERVAL, poll_after or 0.0)
+    tight = _budget_tight()
     if progressed or not job.poll_interval:
-        finish = seconds_to_finish(job) if _budget_tight() else None
+        finish = seconds_to_finish(job) if tight else None
         if finish is not None:
-            interval = on_check_grid(now, min(finish + FINISH_MARGIN, MAX_FINISH_WAIT))
+            interval = min(finish + FINISH_MARGIN, MAX_FINISH_WAIT)
         else:
             # Renders take minutes: the longer a job has run, the less a few seconds matter.
             age = (now - (job.submitted_at or job.created_at)).total_seconds()
             interval = min(max(BASE_POLL_INTERVAL, age * AGE_POLL_FACTOR), MAX_POLL_INTERVAL)
     else:
         interval = min(job.poll_interval * 1.5, MAX_POLL_INTERVAL)
-    return max(interval, poll_after or 0.0, MIN_POLL_INTERVAL)
-
-
-def on_check_grid(now: datetime, seconds: float) -> float:
-    """`seconds` after `now`, moved later to the next multiple of CHECK_GRID since the epoch: jobs
-    due within the same few seconds are then due at once, and one list answers for all of them."""
-    start = now.timestamp()
-    return math.ceil((start + seconds) / CHECK_GRID) * CHECK_GRID - start
+    interval = max(interval, poll_after or 0.0, MIN_POLL_INTERVAL)
+    # Tight: on the grid every job's checks share, so that one list answers for them all.
+    return on_check_grid(now, interval) if tight else interval
 
 
 def seconds_to_finish(job: VideoJob) -> float | None:

@@ -53,6 +53,8 @@ WINDOW = 61.0
 DEFAULT_PAUSE = 5.0
 # The longest pause a provider's header is taken for.
 MAX_PAUSE = 3600.0
+# With the budget tight, status checks fall on a grid of this many seconds (on_check_grid).
+CHECK_GRID = 10.0
 # Below this limit, or with less than this share of it free, the budget is tight (is_tight).
 TIGHT_LIMIT = 30
 TIGHT_FREE_SHARE = 0.5
@@ -367,6 +369,14 @@ class Budget:
     def forget(self) -> None:
         """Start afresh: nothing sent, nothing learnt, no pause (tests; a new key)."""
         store().forget(self.key)
+
+
+def on_check_grid(now, seconds: float) -> float:
+    """`seconds` after `now` (a datetime), moved later to the next multiple of CHECK_GRID since
+    the epoch: jobs due within the same few seconds are then due at once, and one list of the
+    provider's jobs answers for all of them."""
+    start = now.timestamp()
+    return math.ceil((start + seconds) / CHECK_GRID) * CHECK_GRID - start
 
 
 def default_budget() -> Budget:
