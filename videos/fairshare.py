@@ -15,8 +15,9 @@ member delay another member's single job by one slot at most. Admission runs und
 so several workers admitting at once never send more than the limits allow; each job is taken
 from WAITING by a conditional update.
 
-While status checks are due soon, admission leaves a request free for each (held_for_checks): the check (one list for every running job, videos/listpoll.py) that
-shows jobs finished must not wait a minute behind creates. And while jobs wait for the budget,
+While status checks are due soon, admission leaves a request free for each (held_for_checks):
+the check (one list for every running job, videos/listpoll.py) that shows jobs finished must not
+wait a minute behind creates. And while jobs wait for the budget,
 downloads with time to spare wait too (`downloads_yield`): creates go first, and a file the
 provider deletes soon still goes at once.
 """
