@@ -17,9 +17,9 @@ from WAITING by a conditional update.
 
 While status checks are due soon, admission leaves a request free for each (held_for_checks):
 the check (one list for every running job, videos/listpoll.py) that shows jobs finished must not
-wait a minute behind creates. And while jobs wait for the budget,
-downloads with time to spare wait too (`downloads_yield`): creates go first, and a file the
-provider deletes soon still goes at once.
+wait a minute behind creates. And while jobs wait for the budget, downloads with time to spare
+wait too (`downloads_yield`): creates go first, and a file the provider deletes soon still goes
+at once.
 """
 
 from __future__ import annotations
@@ -73,11 +73,13 @@ def is_limited(author_id: int | None) -> bool:
     )
 
 
-def budget_room() -> float:
+def budget_room(state=None) -> float:
     """Creates the key's budget has room for now (infinite when it knows no limit), less the jobs
-    admitted and not sent yet, and less the request kept for status checks while jobs render."""
+    admitted and not sent yet, and less the request kept for status checks while jobs render.
+    `state`: the budget's, when the caller has just read it."""
     budget = default_budget()
-    state = budget.state() if budget.enabled else None
+    if state is None and budget.enabled:
+        state = budget.state()
     if state is None or state.room is None:
         return math.inf
     unsent = VideoJob.objects.filter(status=Status.PENDING).count()
@@ -93,7 +95,7 @@ def held_for_checks(state) -> int:
         return 0
     horizon = timezone.now() + timedelta(seconds=max(state.frees_in, CHECK_HORIZON))
     due = VideoJob.objects.filter(status__in=RUNNING, next_poll_at__lte=horizon)
-    # Checks due within the same grid step go as one list (lifecycle.on_check_grid).
+    # Checks due within the same grid step go as one list (ratelimit.on_check_grid).
     times = due.values_list("next_poll_at", flat=True)[:CHECK_SAMPLE]
     return min(len({math.ceil(at.timestamp() / CHECK_GRID) for at in times}), most)
 
@@ -109,7 +111,7 @@ def seconds_until_admission() -> float | None:
         return None
     if state.paused_for > 0:
         return state.paused_for
-    if budget_room() > 0:
+    if budget_room(state) > 0:
         return None
     # The oldest request leaving the window frees one; a job being sent meanwhile may take it.
     return max(state.frees_in, ADMISSION_RECHECK)

@@ -20,8 +20,9 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
+from videos.fairshare import RUNNING
 from videos.lifecycle import POLL_READ_TIMEOUT, apply_upstream, listed_videos, next_page_after
-from videos.models import ProviderBudget, Status, VideoJob
+from videos.models import ProviderBudget, VideoJob
 from videos.upstream.client import BudgetDeferred, UpstreamError, default_client
 from videos.upstream.ratelimit import Priority, key_id
 
@@ -36,7 +37,6 @@ LIST_MIN_DUE = 2
 LIST_RECHECK = timedelta(days=1)
 # What a provider without the list answers `GET /videos`.
 NO_LIST_STATUSES = frozenset({404, 405})
-RUNNING = (Status.QUEUED, Status.IN_PROGRESS)
 
 
 def _row() -> ProviderBudget:
