@@ -145,6 +145,7 @@ def run_one(mode: str, args: argparse.Namespace, out: Path) -> None:
         start_new_session=True,
     )
     floor = args.jobs * 2 / args.rpm * 60
+    started_clock = time.monotonic()  # the simulator's request log is on this clock
     give_up = args.give_up_after or 3 * floor + 5 * args.render_seconds + 300
     started = time.time()
     for i, member in enumerate(plan(args.jobs, args.members)):
@@ -232,10 +233,33 @@ def run_one(mode: str, args: argparse.Namespace, out: Path) -> None:
         "latest shown": sorted(late, reverse=True)[:12],
         "log": str(log_path),
     }
+    if args.trace:
+        write_trace(Path(args.trace), sim, jobs, seen_done, started, started_clock)
     sim.stop()
     out.write_text(json.dumps(result))
     if finished:
         shutil.rmtree(data, ignore_errors=True)  # kept, with the worker's log, when not
+
+
+def write_trace(path: Path, sim, jobs, seen_done, started: float, started_clock: float) -> None:
+    """Every request the simulator admitted and every job's times, in seconds from the start:
+    to see why a job was shown late."""
+    with sim._limits_lock:
+        requests = [(round(at - started_clock, 2), route) for at, route in sim.request_log]
+    timeline = []
+    for job in jobs:
+        upstream = sim._jobs.get(job.upstream_id) if job.upstream_id else None
+        if upstream is None:
+            continue
+        timeline.append(
+            {
+                "job": job.pk,
+                "sent": round(upstream.created_at - started, 2),
+                "done": round(upstream.created_at + upstream.render_seconds - started, 2),
+                "shown": round(seen_done[job.pk] - started, 2) if job.pk in seen_done else None,
+            }
+        )
+    path.write_text(json.dumps({"requests": requests, "jobs": timeline}))
 
 
 KIND_ORDER = [
@@ -341,6 +365,9 @@ def main() -> None:
         default="on,off",
         help="which runs: on (a), off (b), or both (default on,off; the table needs both)",
     )
+    parser.add_argument(
+        "--trace", default="", help="write every request and job's times to this JSON file"
+    )
     parser.add_argument("--run", choices=sorted(MODES), help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -379,6 +406,7 @@ def main() -> None:
                     "--concurrency",
                     str(args.concurrency),
                     *(["--learn-limit"] if args.learn_limit else []),
+                    *(["--trace", f"{args.trace}.{rpm}.{mode}"] if args.trace else []),
                 ],
                 cwd=ROOT,
             )

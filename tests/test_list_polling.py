@@ -3,6 +3,7 @@ running job in it, a provider without the list is polled job by job (and that is
 a tight budget downloads only the video and makes the pictures here, laid out like the
 provider's."""
 
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -243,3 +244,47 @@ def test_a_tight_budget_looks_at_a_job_when_it_should_be_done(settings, member, 
     job.submitted_at = now - timedelta(seconds=10)
     lifecycle.apply_upstream(job, {"id": job.upstream_id, "status": "in_progress", "progress": 95})
     assert (job.next_poll_at - now).total_seconds() <= 5
+
+
+def test_a_tight_budget_trusts_early_progress_no_further_than_the_job_has_run(
+    settings, member, monkeypatch
+):
+    """Before any job of the model has finished, only progress tells how long is left, and 5%
+    after 10 s says over three minutes, of a render that takes one: the next check comes no later
+    than the job has run so far (20 s at least), not at the 2-minute cap."""
+    settings.MUXWEB_PROVIDER_RPM = 25
+    monkeypatch.setattr(lifecycle, "_typical_renders", {})
+    monkeypatch.setattr(lifecycle, "_tight_seen", (0.0, False))
+    now = timezone.now()
+    job = make_job(member, status=Status.IN_PROGRESS, submitted_at=now - timedelta(seconds=10))
+    lifecycle.apply_upstream(job, {"id": job.upstream_id, "status": "in_progress", "progress": 5})
+    left = (job.next_poll_at - now).total_seconds()
+    assert 20 <= left <= 20 + lifecycle.FINISH_MARGIN + ratelimit.CHECK_GRID + 1
+
+
+def test_the_first_jobs_to_finish_set_the_wait_of_the_jobs_sent_after_them(
+    settings, member, monkeypatch
+):
+    """No render time known is read again within seconds, not kept for the 30 s a known one is:
+    a burst sent as the first jobs finish is checked when it should be done."""
+    settings.MUXWEB_PROVIDER_RPM = 25
+    monkeypatch.setattr(lifecycle, "_tight_seen", (0.0, False))
+    seen_unknown = time.monotonic() - lifecycle.UNKNOWN_RENDER_TTL - 0.5
+    monkeypatch.setattr(lifecycle, "_typical_renders", {"sora-2": (seen_unknown, None)})
+    now = timezone.now()
+    make_job(
+        member,
+        status=Status.COMPLETED,
+        submitted_at=now - timedelta(seconds=62),
+        completed_at=now - timedelta(seconds=2),
+    )
+    job = make_job(member, status=Status.IN_PROGRESS, submitted_at=now - timedelta(seconds=8))
+    lifecycle.apply_upstream(job, {"id": job.upstream_id, "status": "in_progress", "progress": 3})
+    left = (job.next_poll_at - now).total_seconds()
+    assert 54 <= left <= 54 + ratelimit.CHECK_GRID + 1, "60 s a job takes, less 8 s run, 2 more"
+
+    # A known render time is kept for a while: not one query per job of a list.
+    fresh = time.monotonic() - lifecycle.UNKNOWN_RENDER_TTL - 0.5
+    monkeypatch.setattr(lifecycle, "_typical_renders", {"sora-2": (fresh, 300.0)})
+    lifecycle.apply_upstream(job, {"id": job.upstream_id, "status": "in_progress", "progress": 4})
+    assert (job.next_poll_at - now).total_seconds() > lifecycle.MAX_FINISH_WAIT - 1

@@ -63,8 +63,13 @@ SAFETY_POLL_INTERVAL = 120.0
 FINISH_MARGIN = 2.0
 # ... but never longer from now than this: an estimate may be wrong.
 MAX_FINISH_WAIT = 120.0
-# Typical render times are read again this often (seconds).
+# Typical render times are read again this often (seconds); while none is known, this often: the
+# first jobs to finish make the estimate for every job sent after them.
 TYPICAL_RENDER_TTL = 30.0
+UNKNOWN_RENDER_TTL = 3.0
+# A job's progress says little early on (queued at 0, then uneven steps): what it implies is left
+# is trusted no further ahead than the job has run so far, or this many seconds.
+PROGRESS_GUESS_FLOOR = 20.0
 POLL_CONCURRENCY = 8
 POLL_READ_TIMEOUT = 15.0
 SWEEP_BATCH = 200
@@ -483,13 +488,15 @@ def _poll_interval(
 
 def seconds_to_finish(job: VideoJob) -> float | None:
     """How much longer the provider should take: what the model's recent jobs took, or once
-    that has passed, what the job's progress says; None when neither knows."""
+    that has passed (or before any finished), what the job's progress says, no further ahead
+    than it has run (PROGRESS_GUESS_FLOOR at least); None when neither knows."""
     elapsed = (timezone.now() - (job.submitted_at or job.created_at)).total_seconds()
     typical = typical_render_seconds(job.model)
     if typical is not None and elapsed < typical:
         return typical - elapsed
     if job.progress > 0:
-        return elapsed * (100 - job.progress) / job.progress
+        left = elapsed * (100 - job.progress) / job.progress
+        return min(left, max(elapsed, PROGRESS_GUESS_FLOOR))
     return None
 
 
@@ -498,9 +505,11 @@ _typical_renders: dict[str, tuple[float, float | None]] = {}
 
 def typical_render_seconds(model: str) -> float | None:
     """The median render time (sent to done) of the model's recent jobs, read again every
-    TYPICAL_RENDER_TTL by this process; None before any finished."""
+    TYPICAL_RENDER_TTL by this process (UNKNOWN_RENDER_TTL while none is known); None before any
+    finished."""
     checked_at, seconds = _typical_renders.get(model, (0.0, None))
-    if time.monotonic() - checked_at > TYPICAL_RENDER_TTL:
+    ttl = UNKNOWN_RENDER_TTL if seconds is None else TYPICAL_RENDER_TTL
+    if time.monotonic() - checked_at > ttl:
         render = fairshare.typical_render(model=model)
         seconds = None if render is None else render.total_seconds()
         _typical_renders[model] = (time.monotonic(), seconds)
