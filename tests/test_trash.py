@@ -131,6 +131,41 @@ def test_budgets_and_usage_count_a_trashed_job_the_same_before_and_after(member,
     assert numbers() == before
 
 
+def test_what_a_purged_job_cost_still_counts_in_the_budgets_and_usage(admin, member, other_member):
+    """Emptying the trash removes the job and its files, not what it cost: a budget freed that
+    way would let the team spend past its limit."""
+    binned = done(member, "Binned", model="sora-2-pro")
+    done(other_member, "Someone else's")
+    failed = make_job(member, status=Status.FAILED, final_cost=None)
+
+    def spend():
+        report = month_usage(this_month())
+        mine = month_usage(this_month(), only_author_id=member.pk)
+        return (
+            budgets.spent_this_month(member.pk),
+            budgets.spent_this_month(),
+            {pk: person.spent for pk, person in budgets.month_by_person().items()},
+            report.total,
+            report.members,
+            report.models,
+            report.days,
+            mine.members,
+            mine.models,
+        )
+
+    before = spend()
+    assert before[0] == Decimal("0.40") and before[1] == Decimal("0.80")
+    assert trash.trash_jobs([binned, failed], actor=member).trashed == 2
+    assert trash.empty_trash(admin) == 2
+    assert not VideoJob.objects.filter(pk__in=[binned.pk, failed.pk]).exists()
+    assert spend() == before
+
+    # Removing an account keeps its spend too, as a former account's.
+    member.delete()
+    assert budgets.spent_this_month() == Decimal("0.80")
+    assert month_usage(this_month()).total.cost == Decimal("0.80")
+
+
 def test_a_selection_skips_what_the_actor_may_not_delete_and_what_runs(
     member, other_member, viewer, admin, provider
 ):

@@ -3,8 +3,9 @@ makes before anything is sent.
 
 A job's estimated cost is reserved when it is created (`VideoJob.reserved_cost`) and counts while
 the job runs; when it ends it is settled: a completed job counts its `final_cost` in the month it
-completed, a failed one nothing. So this month's spend is what completed this month plus what is
-still running. Months follow TIME_ZONE, as on the usage page.
+completed, a failed one nothing. So this month's spend is what completed this month (removed for
+good since or not: `PurgedCost`) plus what is still running. Months follow TIME_ZONE, as on the
+usage page.
 
 The limits themselves (accounts.models.Profile.monthly_budget, TeamBudget) belong to accounts;
 the spend is made of jobs, so the arithmetic lives here, beside them.
@@ -23,7 +24,7 @@ from django.utils.translation import gettext as _
 from accounts.models import Profile, TeamBudget
 from muxweb.money import money
 from videos.models import ACTIVE_STATUSES, ModelUnavailable, VideoJob
-from videos.usage import completed_in, month_bounds, this_month
+from videos.usage import completed_in, month_bounds, purged_in, this_month
 
 ZERO = Decimal("0.00")
 
@@ -37,13 +38,16 @@ def spent_this_month(author_id: int | None = None) -> Decimal:
     """What completed this month plus what is still reserved by running jobs: of `author_id`,
     or the whole team's."""
     completed = completed_in(this_month())
+    purged = purged_in(this_month())
     running = VideoJob.objects.filter(status__in=ACTIVE_STATUSES)
     if author_id is not None:
         completed = completed.filter(author_id=author_id)
+        purged = purged.filter(author_id=author_id)
         running = running.filter(author_id=author_id)
     done = completed.aggregate(total=Sum("final_cost"))["total"] or ZERO
+    gone = purged.aggregate(total=Sum("final_cost"))["total"] or ZERO
     held = running.aggregate(total=Sum("reserved_cost"))["total"] or ZERO
-    return (done + held).quantize(ZERO)
+    return (done + gone + held).quantize(ZERO)
 
 
 @dataclass
@@ -60,13 +64,25 @@ def month_by_person() -> dict[int | None, PersonMonth]:
     made = VideoJob.objects.filter(created_at__gte=start, created_at__lt=end)
     for row in made.values("author_id").annotate(n=Count("id")).order_by():
         people[row["author_id"]].jobs = row["n"]
-    completed = completed_in(this_month()).values("author_id").annotate(total=Sum("final_cost"))
+    settled = (
+        completed_in(this_month())
+        .values("author_id")
+        .annotate(total=Sum("final_cost"))
+        .order_by()
+        .union(
+            purged_in(this_month())
+            .values("author_id")
+            .annotate(total=Sum("final_cost"))
+            .order_by(),
+            all=True,
+        )
+    )
     running = (
         VideoJob.objects.filter(status__in=ACTIVE_STATUSES)
         .values("author_id")
         .annotate(total=Sum("reserved_cost"))
     )
-    for row in [*completed.order_by(), *running.order_by()]:
+    for row in [*settled, *running.order_by()]:
         people[row["author_id"]].spent += row["total"] or ZERO
     return dict(people)
 

@@ -643,6 +643,36 @@ class VideoJob(models.Model):
         return timedelta(seconds=FETCH_BACKOFF[max(step, 0)])
 
 
+class PurgedCost(models.Model):
+    """What a completed job had cost when it was removed for good from the trash: the job and its
+    files are gone, but the month's spend, the budgets and the usage page still count it
+    (videos.usage), so emptying the trash never frees budget."""
+
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    model = models.CharField(max_length=100)
+    seconds = models.PositiveSmallIntegerField()
+    final_cost = models.DecimalField(max_digits=10, decimal_places=2)
+    # Usage and budgets: WHERE completed_at >= ? AND completed_at < ?.
+    completed_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.model} {self.final_cost} ({self.completed_at:%Y-%m-%d})"
+
+    @classmethod
+    def keep_for(cls, job: "VideoJob") -> None:
+        """Before `job` is deleted: keep its cost where a completed job's would count."""
+        if job.status == Status.COMPLETED and job.completed_at and job.final_cost is not None:
+            cls.objects.create(
+                author_id=job.author_id,
+                model=job.model,
+                seconds=job.seconds,
+                final_cost=job.final_cost,
+                completed_at=job.completed_at,
+            )
+
+
 class WebhookEvent(models.Model):
     """A webhook delivery taken, by its id: a repeated delivery is recognised and ignored."""
 

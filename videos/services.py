@@ -30,6 +30,7 @@ from videos.models import (
     Lease,
     ModelSpec,
     ModelUnavailable,
+    PurgedCost,
     Status,
     VideoJob,
 )
@@ -278,6 +279,7 @@ def delete_job(job: VideoJob, *, actor=None) -> bool:
     media_dir = job_media_dir(job)
     with transaction.atomic():
         record(actor, Action.DELETE, job=job, provider_copy_deleted=upstream_gone)
+        PurgedCost.keep_for(job)
         job.delete()
     # The whole directory: with the three files go any leftover partial downloads.
     shutil.rmtree(media_dir, ignore_errors=True)

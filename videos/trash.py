@@ -24,7 +24,7 @@ from accounts.activity import record
 from accounts.models import Action
 from accounts.roles import can
 from videos.downloads import job_media_dir
-from videos.models import NEEDING_WORK, VideoJob, VideoJobQuerySet
+from videos.models import NEEDING_WORK, PurgedCost, VideoJob, VideoJobQuerySet
 from videos.paging import PAGE_SIZE, Page, cursor_at, parse_cursor
 from videos.services import JobBusy, delete_at_provider
 
@@ -180,6 +180,7 @@ def _purge(jobs: VideoJobQuerySet, *, actor) -> int:
                 trashed_at=job.trashed_at.isoformat(),
                 trashed_by=job.trashed_by.get_username() if job.trashed_by else "",
             )
+            PurgedCost.keep_for(job)
             job.delete()
         # The whole directory: with the files go any leftovers.
         shutil.rmtree(media_dir, ignore_errors=True)

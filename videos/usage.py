@@ -1,7 +1,8 @@
 """What the team generated in a month, and what it cost: per member, per model and per day.
 
 Only completed jobs count, at the cost fixed when they completed (`VideoJob.final_cost`); a
-failed job costs nothing. A job belongs to the month, in TIME_ZONE, in which it completed.
+failed job costs nothing. A job belongs to the month, in TIME_ZONE, in which it completed. A job
+removed for good still counts, through the `PurgedCost` row it left.
 """
 
 import calendar
@@ -13,7 +14,7 @@ from django.db.models import Count, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from videos.models import Status, VideoJob
+from videos.models import PurgedCost, Status, VideoJob
 
 
 @dataclass
@@ -62,35 +63,49 @@ def completed_in(month: date) -> QuerySet[VideoJob]:
     )
 
 
-def _lines(jobs: QuerySet[VideoJob], key: str) -> list[Line]:
-    rows = (
-        jobs.values(key)
-        .annotate(n=Count("id"), seconds=Sum("seconds"), cost=Sum("final_cost"))
-        .order_by(key)
-    )
-    return [
-        Line(
-            key="" if row[key] is None else str(row[key]),
-            jobs=row["n"],
-            seconds=row["seconds"] or 0,
-            cost=(row["cost"] or Decimal("0")).quantize(Decimal("0.01")),
-        )
-        for row in rows
-    ]
+def purged_in(month: date) -> QuerySet[PurgedCost]:
+    """The costs of the month's completed jobs that have since been removed for good."""
+    start, end = month_bounds(month)
+    return PurgedCost.objects.filter(completed_at__gte=start, completed_at__lt=end)
+
+
+def _lines(sources: list[QuerySet], key: str) -> list[Line]:
+    """One line per value of `key`, summed over `sources` (jobs and purged costs: both have
+    the fields counted here)."""
+    lines: dict[str, Line] = {}
+    for rows in sources:
+        for row in (
+            rows.values(key)
+            .annotate(n=Count("id"), seconds=Sum("seconds"), cost=Sum("final_cost"))
+            .order_by()
+        ):
+            name = "" if row[key] is None else str(row[key])
+            line = lines.setdefault(name, Line(name))
+            line.jobs += row["n"]
+            line.seconds += row["seconds"] or 0
+            line.cost = (line.cost + (row["cost"] or Decimal("0"))).quantize(Decimal("0.01"))
+    return [lines[name] for name in sorted(lines)]
 
 
 def month_usage(month: date, *, only_author_id: int | None = None) -> MonthUsage:
     """The month's usage. With `only_author_id`, members, models and days are that person's own
     (what a member or viewer sees); the total is always the team's."""
-    team = completed_in(month)
-    totals = team.aggregate(n=Count("id"), seconds=Sum("seconds"), cost=Sum("final_cost"))
-    mine = team if only_author_id is None else team.filter(author_id=only_author_id)
+    team = [completed_in(month), purged_in(month)]
+    total = Line("team")
+    for rows in team:
+        sums = rows.aggregate(n=Count("id"), seconds=Sum("seconds"), cost=Sum("final_cost"))
+        total.jobs += sums["n"]
+        total.seconds += sums["seconds"] or 0
+        total.cost = (total.cost + (sums["cost"] or Decimal("0"))).quantize(Decimal("0.01"))
+    mine = (
+        team if only_author_id is None else [rows.filter(author_id=only_author_id) for rows in team]
+    )
     members = _lines(mine, "author__username")
+    zone = timezone.get_default_timezone()
     by_day = {
         line.key: line
         for line in _lines(
-            mine.annotate(day=TruncDate("completed_at", tzinfo=timezone.get_default_timezone())),
-            "day",
+            [rows.annotate(day=TruncDate("completed_at", tzinfo=zone)) for rows in mine], "day"
         )
     }
     days = []
@@ -101,12 +116,7 @@ def month_usage(month: date, *, only_author_id: int | None = None) -> MonthUsage
         day += timedelta(days=1)
     return MonthUsage(
         month=month,
-        total=Line(
-            "team",
-            totals["n"],
-            totals["seconds"] or 0,
-            (totals["cost"] or Decimal("0")).quantize(Decimal("0.01")),
-        ),
+        total=total,
         members=members,
         models=_lines(mine, "model"),
         days=days,
