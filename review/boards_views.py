@@ -27,8 +27,9 @@ from videos.views import (
     selection_context,
 )
 
-# Cards on one page of a board.
+# Cards on one page of a board; boards on one page of the list.
 BOARD_PAGE_SIZE = 48
+BOARDS_PAGE_SIZE = 48
 
 
 class BoardForm(forms.Form):
@@ -96,8 +97,16 @@ def board_list(request: HttpRequest) -> HttpResponse:
 
 
 def list_context(request: HttpRequest, form: BoardForm) -> dict:
+    after, before = request.GET.get("after", ""), request.GET.get("before", "")
+    page = boards.boards_page(after=after, before=before, size=BOARDS_PAGE_SIZE)
+    url = reverse("review-boards")
     return {
-        "boards": boards.with_covers(boards.boards_for_list()),
+        "boards": page["boards"],
+        "later_page": bool(after or before),
+        "next_url": f"{url}?{urlencode({'after': page['after']})}" if page["after"] else None,
+        "previous_url": f"{url}?{urlencode({'before': page['before']})}"
+        if page["before"]
+        else None,
         "form": form,
         "may_change": boards.may_change_boards(request.user),
     }

@@ -98,6 +98,10 @@ class Board(models.Model):
 
     class Meta:
         ordering = ["name", "id"]
+        indexes = [
+            # The boards list: ORDER BY name, id after a cursor (name, id), a page at a time.
+            models.Index(fields=["name", "id"], name="board_name"),
+        ]
 
     def __str__(self) -> str:
         return self.name

@@ -399,3 +399,50 @@ def test_a_board_from_a_selection_reordered_by_keyboard_and_drag(page, live_serv
     assert_nothing_blocked_or_logged(
         page, ["/boards/", f"/boards/{board.pk}/", f"/boards/{board.pk}/move", "/boards/add"]
     )
+
+
+def test_the_boards_list_goes_a_page_at_a_time_in_name_order_at_the_same_cost(
+    client, member, django_assert_max_num_queries
+):
+    """Boards accumulate with the team's history: the list reads a page of 48 by (name, id)
+    cursor, its queries the same on the first page and the third, and every board is on exactly
+    one page, also where several share a name."""
+    job = make_job(member, status=Status.COMPLETED, with_files=True)
+    names = [f"Client {n:03d}" for n in range(100)] + ["Same"] * 5
+    Board.objects.bulk_create(Board(name=name, created_by=member) for name in names)
+    boards.add_jobs(Board.objects.get(name="Client 050"), [job], actor=member)
+    client.force_login(member)
+    url = reverse("review-boards")
+    client.get(url)  # the session, warmed
+
+    with django_assert_max_num_queries(12) as first_queries:
+        response = client.get(url)
+    pages = [response]
+    while response.context["next_url"]:
+        with django_assert_max_num_queries(12) as later_queries:
+            response = client.get(response.context["next_url"])
+        pages.append(response)
+    assert len(later_queries.captured_queries) == len(first_queries.captured_queries) + 1, (
+        "a later page reads its cursor's board, nothing else more"
+    )
+    seen = [board.pk for page in pages for board in page.context["boards"]]
+    assert [len(page.context["boards"]) for page in pages] == [48, 48, 9]
+    assert seen == list(Board.objects.order_by("name", "id").values_list("pk", flat=True))
+    second = pages[1]
+    listed = {board.name: board for board in second.context["boards"]}
+    assert (listed["Client 050"].job_count, listed["Client 050"].cover.pk) == (1, job.pk)
+    page = second.content.decode()
+    assert 'rel="next"' in page and 'rel="prev"' in page and "1 video" in page
+
+    # Back from the last page by its Previous link.
+    back = client.get(pages[-1].context["previous_url"])
+    assert [b.pk for b in back.context["boards"]] == seen[48:96]
+    back = client.get(back.context["previous_url"])
+    assert [b.pk for b in back.context["boards"]] == seen[:48]
+    assert back.context["previous_url"] is None
+
+    # A cursor that names nothing gives the first page; past the end, a way back to it.
+    junk = client.get(url, {"after": "x"})
+    assert [b.pk for b in junk.context["boards"]] == seen[:48]
+    end = client.get(url, {"after": seen[-1]}).content.decode()
+    assert "No more boards." in end and f'href="{url}"' in end
