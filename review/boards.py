@@ -97,15 +97,16 @@ def boards_for_list() -> QuerySet[Board]:
 
 
 def boards_page(*, after: str = "", before: str = "", size: int) -> dict:
-    """One page of the boards by name, with their covers: the `size` after the board `after`
-    names (its id), or before `before`, or the first. Along the board_name index, so the
+    """One page of the boards by name, with their covers: the `size` after the cursor `after`,
+    or before `before`, or the first. A cursor names a place in the order, (name, id), so a
+    board renamed or deleted meanwhile does not move the pages. Along the board_name index: the
     thousandth board costs what the first does."""
     rows = boards_for_list()
-    backward = _name_position(before)
-    forward = _name_position(after)
+    backward = parse_name_cursor(before)
+    forward = parse_name_cursor(after)
     if backward is not None:
         name, pk = backward
-        older = Q(name__lt=name) | Q(name=name, id__lt=pk)
+        older = Q(name__lte=name) & (Q(name__lt=name) | Q(id__lt=pk))
         found = list(rows.filter(older).order_by("-name", "-id")[: size + 1])
         more_before = len(found) > size
         found = found[:size][::-1]
@@ -113,25 +114,33 @@ def boards_page(*, after: str = "", before: str = "", size: int) -> dict:
     else:
         if forward is not None:
             name, pk = forward
-            rows = rows.filter(Q(name__gt=name) | Q(name=name, id__gt=pk))
+            rows = rows.filter(Q(name__gte=name) & (Q(name__gt=name) | Q(id__gt=pk)))
         found = list(rows[: size + 1])
         more_after = len(found) > size
         found = found[:size]
         more_before = forward is not None
     return {
         "boards": with_covers(found),
-        "after": str(found[-1].pk) if found and more_after else None,
-        "before": str(found[0].pk) if found and more_before else None,
+        "after": name_cursor(found[-1]) if found and more_after else None,
+        "before": name_cursor(found[0]) if found and more_before else None,
+        "later": forward is not None or backward is not None,
     }
 
 
-def _name_position(cursor: str) -> tuple[str, int] | None:
-    """The (name, id) of the board a cursor names; None for no cursor or a board gone since."""
-    pk = parse_id(cursor)
-    if pk is None:
+def name_cursor(board: Board) -> str:
+    """The cursor naming `board`'s place in the list: "<id>_<name>"."""
+    return f"{board.pk}_{board.name}"
+
+
+def parse_name_cursor(value: str) -> tuple[str, int] | None:
+    """The (name, id) a cursor names, or None for anything that is not a cursor."""
+    head, sep, name = value.partition("_")
+    pk = parse_id(head)
+    too_long = len(name) > Board._meta.get_field("name").max_length
+    # Control characters (NUL above all) are in no board's name, and PostgreSQL refuses NUL.
+    if not sep or pk is None or too_long or any(ord(c) < 32 for c in name):
         return None
-    name = Board.objects.filter(pk=pk).values_list("name", flat=True).first()
-    return None if name is None else (name, pk)
+    return name, pk
 
 
 def with_covers(boards: Iterable[Board]) -> list[Board]:

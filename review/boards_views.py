@@ -102,7 +102,7 @@ def list_context(request: HttpRequest, form: BoardForm) -> dict:
     url = reverse("review-boards")
     return {
         "boards": page["boards"],
-        "later_page": bool(after or before),
+        "later_page": page["later"],
         "next_url": f"{url}?{urlencode({'after': page['after']})}" if page["after"] else None,
         "previous_url": f"{url}?{urlencode({'before': page['before']})}"
         if page["before"]

@@ -278,6 +278,11 @@ def delete_job(job: VideoJob, *, actor=None) -> bool:
     upstream_gone = delete_at_provider(job)
     media_dir = job_media_dir(job)
     with transaction.atomic():
+        # Locked, so that two deletes at once (or a delete and the trash's purge) record, keep
+        # the cost of and delete the job once.
+        job = VideoJob.objects.select_for_update(of=("self",)).filter(pk=job.pk).first()
+        if job is None:
+            return upstream_gone
         record(actor, Action.DELETE, job=job, provider_copy_deleted=upstream_gone)
         PurgedCost.keep_for(job)
         job.delete()

@@ -84,7 +84,8 @@ def _lines(sources: list[QuerySet], key: str) -> list[Line]:
             line.jobs += row["n"]
             line.seconds += row["seconds"] or 0
             line.cost = (line.cost + (row["cost"] or Decimal("0"))).quantize(Decimal("0.01"))
-    return [lines[name] for name in sorted(lines)]
+    # By name as people read it; the unnamed line (imported jobs, former accounts) last.
+    return [lines[name] for name in sorted(lines, key=lambda k: (k == "", k.casefold(), k))]
 
 
 def month_usage(month: date, *, only_author_id: int | None = None) -> MonthUsage:
