@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
-from django.db.models import Count, QuerySet, Sum
+from django.db.models import Count, QuerySet, Sum, Value
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
@@ -71,19 +71,20 @@ def purged_in(month: date) -> QuerySet[PurgedCost]:
 
 def _lines(sources: list[QuerySet], key: str) -> list[Line]:
     """One line per value of `key`, summed over `sources` (jobs and purged costs: both have
-    the fields counted here)."""
+    the fields counted here), in one query (UNION ALL of each source's groups)."""
+    grouped = [
+        rows.values(key)
+        .annotate(n=Count("id"), seconds=Sum("seconds"), cost=Sum("final_cost"))
+        .order_by()
+        for rows in sources
+    ]
     lines: dict[str, Line] = {}
-    for rows in sources:
-        for row in (
-            rows.values(key)
-            .annotate(n=Count("id"), seconds=Sum("seconds"), cost=Sum("final_cost"))
-            .order_by()
-        ):
-            name = "" if row[key] is None else str(row[key])
-            line = lines.setdefault(name, Line(name))
-            line.jobs += row["n"]
-            line.seconds += row["seconds"] or 0
-            line.cost = (line.cost + (row["cost"] or Decimal("0"))).quantize(Decimal("0.01"))
+    for row in grouped[0].union(*grouped[1:], all=True):
+        name = "" if row[key] is None else str(row[key])
+        line = lines.setdefault(name, Line(name))
+        line.jobs += row["n"]
+        line.seconds += row["seconds"] or 0
+        line.cost = (line.cost + (row["cost"] or Decimal("0"))).quantize(Decimal("0.01"))
     # By name as people read it; the unnamed line (imported jobs, former accounts) last.
     return [lines[name] for name in sorted(lines, key=lambda k: (k == "", k.casefold(), k))]
 
@@ -92,12 +93,9 @@ def month_usage(month: date, *, only_author_id: int | None = None) -> MonthUsage
     """The month's usage. With `only_author_id`, members, models and days are that person's own
     (what a member or viewer sees); the total is always the team's."""
     team = [completed_in(month), purged_in(month)]
-    total = Line("team")
-    for rows in team:
-        sums = rows.aggregate(n=Count("id"), seconds=Sum("seconds"), cost=Sum("final_cost"))
-        total.jobs += sums["n"]
-        total.seconds += sums["seconds"] or 0
-        total.cost = (total.cost + (sums["cost"] or Decimal("0"))).quantize(Decimal("0.01"))
+    # One group for the whole team: a constant groups nothing apart.
+    everyone = _lines([rows.annotate(everyone=Value("team")) for rows in team], "everyone")
+    total = everyone[0] if everyone else Line("team")
     mine = (
         team if only_author_id is None else [rows.filter(author_id=only_author_id) for rows in team]
     )
