@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db import transaction
-from django.db.models import Count, Sum
+from django.db.models import Count, Sum, Value
 from django.utils.translation import gettext as _
 
 from accounts.models import Profile, TeamBudget
@@ -44,10 +44,18 @@ def spent_this_month(author_id: int | None = None) -> Decimal:
         completed = completed.filter(author_id=author_id)
         purged = purged.filter(author_id=author_id)
         running = running.filter(author_id=author_id)
-    done = completed.aggregate(total=Sum("final_cost"))["total"] or ZERO
-    gone = purged.aggregate(total=Sum("final_cost"))["total"] or ZERO
-    held = running.aggregate(total=Sum("reserved_cost"))["total"] or ZERO
-    return (done + gone + held).quantize(ZERO)
+    # One statement: a job settling or purged meanwhile is counted once, never in two sums.
+    # (A constant groups nothing apart: each part is one row.)
+    sums = [
+        rows.annotate(one=Value(1)).values("one").annotate(total=Sum(field)).order_by()
+        for rows, field in [
+            (completed, "final_cost"),
+            (purged, "final_cost"),
+            (running, "reserved_cost"),
+        ]
+    ]
+    rows = sums[0].union(*sums[1:], all=True)
+    return sum((row["total"] or ZERO for row in rows), ZERO).quantize(ZERO)
 
 
 @dataclass
