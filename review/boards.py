@@ -101,30 +101,30 @@ def boards_page(*, after: str = "", before: str = "", size: int) -> dict:
     or before `before`, or the first. A cursor names a place in the order, (name, id), so a
     board renamed or deleted meanwhile does not move the pages. Along the board_name index: the
     thousandth board costs what the first does."""
-    rows = boards_for_list()
     backward = parse_name_cursor(before)
     forward = parse_name_cursor(after)
-    if backward is not None:
-        name, pk = backward
-        older = Q(name__lte=name) & (Q(name__lt=name) | Q(id__lt=pk))
-        found = list(rows.filter(older).order_by("-name", "-id")[: size + 1])
-        more_before = len(found) > size
-        found = found[:size][::-1]
-        more_after = True
-    else:
-        if forward is not None:
-            name, pk = forward
-            rows = rows.filter(Q(name__gte=name) & (Q(name__gt=name) | Q(id__gt=pk)))
-        found = list(rows[: size + 1])
-        more_after = len(found) > size
-        found = found[:size]
-        more_before = forward is not None
+    found, more_before, more_after = keyset_page(
+        boards_for_list(),
+        before=None if backward is None else _name_before(*backward),
+        after=None if forward is None else _name_after(*forward),
+        backwards=["-name", "-id"],
+        size=size,
+    )
     return {
         "boards": with_covers(found),
         "after": name_cursor(found[-1]) if found and more_after else None,
         "before": name_cursor(found[0]) if found and more_before else None,
         "later": forward is not None or backward is not None,
     }
+
+
+# Bounded on the name first, so that PostgreSQL starts the board_name index scan there.
+def _name_before(name: str, pk: int) -> Q:
+    return Q(name__lte=name) & (Q(name__lt=name) | Q(id__lt=pk))
+
+
+def _name_after(name: str, pk: int) -> Q:
+    return Q(name__gte=name) & (Q(name__gt=name) | Q(id__gt=pk))
 
 
 def name_cursor(board: Board) -> str:
@@ -340,6 +340,21 @@ def _renumber(board: Board) -> None:
     BoardItem.objects.bulk_update(items, ["position"], batch_size=500)
 
 
+def keyset_page(
+    rows: QuerySet, *, before: Q | None, after: Q | None, backwards: list[str], size: int
+) -> tuple[list, bool, bool]:
+    """`size` of `rows` (in their order) from the place `before` or `after` selects, or the
+    first: the rows, whether more lie before them and whether more lie after. Before a place
+    they are read backwards (`backwards`, the order reversed) and turned round."""
+    if before is not None:
+        found = list(rows.filter(before).order_by(*backwards)[: size + 1])
+        return found[:size][::-1], len(found) > size, True
+    if after is not None:
+        rows = rows.filter(after)
+    found = list(rows[: size + 1])
+    return found[:size], after is not None, len(found) > size
+
+
 def page_items(board: Board, *, after: str = "", before: str = "", size: int) -> dict:
     """One page of the board's jobs by position cursor ("<position>_<item id>"): the `size`
     after `after`, or before `before`, or the first. One query for the items with their jobs,
@@ -347,18 +362,13 @@ def page_items(board: Board, *, after: str = "", before: str = "", size: int) ->
     items = kept_items(board).select_related("job", "job__author", "job__remix_of")
     backward = parse_position(before)
     forward = parse_position(after)
-    if backward is not None:
-        rows = list(items.filter(_before(*backward)).order_by("-position", "-id")[: size + 1])
-        more_before = len(rows) > size
-        rows = rows[:size][::-1]
-        more_after = True
-    else:
-        if forward is not None:
-            items = items.filter(_after(*forward))
-        rows = list(items[: size + 1])
-        more_after = len(rows) > size
-        rows = rows[:size]
-        more_before = forward is not None
+    rows, more_before, more_after = keyset_page(
+        items,
+        before=None if backward is None else _before(*backward),
+        after=None if forward is None else _after(*forward),
+        backwards=["-position", "-id"],
+        size=size,
+    )
     return {
         "items": rows,
         "after": position_cursor(rows[-1]) if rows and more_after else None,

@@ -37,8 +37,8 @@ class OverBudget(ModelUnavailable):
 def spent_this_month(author_id: int | None = None) -> Decimal:
     """What completed this month plus what is still reserved by running jobs: of `author_id`,
     or the whole team's."""
-    completed = completed_in(this_month())
-    purged = purged_in(this_month())
+    month = this_month()
+    completed, purged = completed_in(month), purged_in(month)
     running = VideoJob.objects.filter(status__in=ACTIVE_STATUSES)
     if author_id is not None:
         completed = completed.filter(author_id=author_id)
@@ -67,21 +67,19 @@ class PersonMonth:
 def month_by_person() -> dict[int | None, PersonMonth]:
     """Per author (None: imported jobs and former accounts): the jobs they made this month and
     what they spent, counted as the budgets count it. Three grouped queries, whatever the team."""
-    start, end = month_bounds(this_month())
+    month = this_month()
+    start, end = month_bounds(month)
     people: dict[int | None, PersonMonth] = defaultdict(PersonMonth)
     made = VideoJob.objects.filter(created_at__gte=start, created_at__lt=end)
     for row in made.values("author_id").annotate(n=Count("id")).order_by():
         people[row["author_id"]].jobs = row["n"]
     settled = (
-        completed_in(this_month())
+        completed_in(month)
         .values("author_id")
         .annotate(total=Sum("final_cost"))
         .order_by()
         .union(
-            purged_in(this_month())
-            .values("author_id")
-            .annotate(total=Sum("final_cost"))
-            .order_by(),
+            purged_in(month).values("author_id").annotate(total=Sum("final_cost")).order_by(),
             all=True,
         )
     )
